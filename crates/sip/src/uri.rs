@@ -1,0 +1,450 @@
+//! URIs: SIP/SIPS URIs parsed per RFC 3261 §19.1 and any other absolute URI kept opaque.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::error::SyntaxError;
+use crate::text::{all_escaped_or, is_unreserved, unescape};
+
+/// An ordered list of `;name[=value]` parameters. Values are kept as received
+/// (quoted strings keep their quotes) so printing reproduces the input.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Params(Vec<(String, Option<String>)>);
+
+impl Params {
+    pub fn new() -> Self {
+        Params(Vec::new())
+    }
+
+    /// The value of parameter `name` (case-insensitive): `Some(None)` for a flag parameter.
+    pub fn get(&self, name: &str) -> Option<Option<&str>> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_deref())
+    }
+
+    /// The value of `name`, with surrounding quotes removed.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.get(name).flatten().map(|v| {
+            v.strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v)
+        })
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets `name` (replacing an existing value, keeping its position).
+    pub fn set(&mut self, name: &str, value: Option<&str>) {
+        let value = value.map(str::to_owned);
+        match self
+            .0
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            Some(slot) => slot.1 = value,
+            None => self.0.push((name.to_owned(), value)),
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) {
+        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_deref()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn push(&mut self, name: String, value: Option<String>) {
+        self.0.push((name, value));
+    }
+}
+
+impl fmt::Display for Params {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, v) in &self.0 {
+            match v {
+                Some(v) => write!(f, ";{n}={v}")?,
+                None => write!(f, ";{n}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The host part of a SIP URI or Via.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Host {
+    Name(String),
+    Ip(IpAddr),
+}
+
+impl Host {
+    /// Parses a hostname, IPv4 address or bracketed IPv6 reference.
+    pub fn parse(s: &str) -> Result<Host, SyntaxError> {
+        if let Some(inner) = s.strip_prefix('[') {
+            let inner = inner
+                .strip_suffix(']')
+                .ok_or(SyntaxError::new("unterminated IPv6 reference"))?;
+            return inner
+                .parse::<Ipv6Addr>()
+                .map(|a| Host::Ip(IpAddr::V6(a)))
+                .map_err(|_| SyntaxError::new("bad IPv6 address"));
+        }
+        if s.is_empty() {
+            return Err(SyntaxError::new("empty host"));
+        }
+        if s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            return s
+                .parse::<Ipv4Addr>()
+                .map(|a| Host::Ip(IpAddr::V4(a)))
+                .map_err(|_| SyntaxError::new("bad IPv4 address"));
+        }
+        let ok = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+        if !ok || s.starts_with('-') || s.starts_with('.') {
+            return Err(SyntaxError::new("bad host name"));
+        }
+        Ok(Host::Name(s.to_owned()))
+    }
+
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            Host::Ip(ip) => Some(*ip),
+            Host::Name(_) => None,
+        }
+    }
+}
+
+impl From<IpAddr> for Host {
+    fn from(ip: IpAddr) -> Self {
+        Host::Ip(ip)
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(n) => f.write_str(n),
+            Host::Ip(IpAddr::V4(a)) => write!(f, "{a}"),
+            Host::Ip(IpAddr::V6(a)) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+/// A `sip:` or `sips:` URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SipUri {
+    pub secure: bool,
+    /// The user part as received (escapes kept).
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub host: Host,
+    pub port: Option<u16>,
+    pub params: Params,
+    /// `?name=value` headers as received (escapes kept).
+    pub headers: Vec<(String, String)>,
+}
+
+impl SipUri {
+    pub fn new(host: Host) -> Self {
+        SipUri {
+            secure: false,
+            user: None,
+            password: None,
+            host,
+            port: None,
+            params: Params::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The user part with `%HH` escapes decoded (lossy for invalid UTF-8).
+    pub fn user_unescaped(&self) -> Option<String> {
+        self.user
+            .as_deref()
+            .map(|u| String::from_utf8_lossy(&unescape(u)).into_owned())
+    }
+
+    /// The `transport` URI parameter, lower-cased.
+    pub fn transport(&self) -> Option<String> {
+        self.params.value("transport").map(str::to_ascii_lowercase)
+    }
+
+    fn parse_rest(secure: bool, rest: &str) -> Result<SipUri, SyntaxError> {
+        let (userinfo, hostpart) = match rest.find('@') {
+            Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(ui) => {
+                let (u, p) = match ui.find(':') {
+                    Some(c) => (&ui[..c], Some(&ui[c + 1..])),
+                    None => (ui, None),
+                };
+                if u.is_empty()
+                    || !all_escaped_or(u, |c| is_unreserved(c) || "&=+$,;?/".contains(c))
+                {
+                    return Err(SyntaxError::new("bad user part in URI"));
+                }
+                if let Some(p) = p {
+                    if !all_escaped_or(p, |c| is_unreserved(c) || "&=+$,".contains(c)) {
+                        return Err(SyntaxError::new("bad password in URI"));
+                    }
+                }
+                (Some(u.to_owned()), p.map(str::to_owned))
+            }
+        };
+        let (hostport_params, headers_part) = match hostpart.find('?') {
+            Some(q) => (&hostpart[..q], Some(&hostpart[q + 1..])),
+            None => (hostpart, None),
+        };
+        let mut segs = hostport_params.split(';');
+        let hostport = segs.next().unwrap_or_default();
+        let (host_s, port) = split_host_port(hostport)?;
+        let host = Host::parse(host_s)?;
+        let mut params = Params::new();
+        for seg in segs {
+            let (n, v) = match seg.find('=') {
+                Some(e) => (&seg[..e], Some(&seg[e + 1..])),
+                None => (seg, None),
+            };
+            let paramchar = |c: char| is_unreserved(c) || "[]/:&+$".contains(c);
+            if n.is_empty() || !all_escaped_or(n, paramchar) {
+                return Err(SyntaxError::new("bad URI parameter"));
+            }
+            if let Some(v) = v {
+                if v.is_empty() || !all_escaped_or(v, paramchar) {
+                    return Err(SyntaxError::new("bad URI parameter value"));
+                }
+            }
+            params.push(n.to_owned(), v.map(str::to_owned));
+        }
+        let mut headers = Vec::new();
+        if let Some(hp) = headers_part {
+            for h in hp.split('&') {
+                let (n, v) = h
+                    .split_once('=')
+                    .ok_or(SyntaxError::new("bad URI header"))?;
+                let hchar = |c: char| is_unreserved(c) || "[]/?:+$".contains(c);
+                if n.is_empty() || !all_escaped_or(n, hchar) || !all_escaped_or(v, hchar) {
+                    return Err(SyntaxError::new("bad URI header"));
+                }
+                headers.push((n.to_owned(), v.to_owned()));
+            }
+        }
+        Ok(SipUri {
+            secure,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        })
+    }
+}
+
+/// Splits `host[:port]`, handling bracketed IPv6 references.
+pub(crate) fn split_host_port(s: &str) -> Result<(&str, Option<u16>), SyntaxError> {
+    let (host, port) = if s.starts_with('[') {
+        let end = s
+            .find(']')
+            .ok_or(SyntaxError::new("unterminated IPv6 reference"))?;
+        match &s[end + 1..] {
+            "" => (&s[..=end], None),
+            p => (
+                &s[..=end],
+                Some(p.strip_prefix(':').ok_or(SyntaxError::new("bad port"))?),
+            ),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(
+            p.parse::<u16>()
+                .map_err(|_| SyntaxError::new("port out of range"))?,
+        ),
+        Some(_) => return Err(SyntaxError::new("bad port")),
+    };
+    Ok((host, port))
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        if let Some(u) = &self.user {
+            f.write_str(u)?;
+            if let Some(p) = &self.password {
+                write!(f, ":{p}")?;
+            }
+            f.write_str("@")?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        write!(f, "{}", self.params)?;
+        for (i, (n, v)) in self.headers.iter().enumerate() {
+            write!(f, "{}{n}={v}", if i == 0 { '?' } else { '&' })?;
+        }
+        Ok(())
+    }
+}
+
+/// Any URI a SIP message may carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Uri {
+    Sip(SipUri),
+    /// Another absolute URI (`tel:`, `urn:`, `http:` …): scheme lower-cased, the rest opaque.
+    Other {
+        scheme: String,
+        rest: String,
+    },
+}
+
+impl Uri {
+    /// Parses an absolute URI. SIP and SIPS URIs are parsed strictly; other schemes are
+    /// accepted when the scheme is well formed and the rest holds no whitespace or delimiters.
+    pub fn parse(s: &str) -> Result<Uri, SyntaxError> {
+        let colon = s.find(':').ok_or(SyntaxError::new("URI without scheme"))?;
+        let (scheme, rest) = (&s[..colon], &s[colon + 1..]);
+        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        if !scheme_ok {
+            return Err(SyntaxError::new("bad URI scheme"));
+        }
+        let lower = scheme.to_ascii_lowercase();
+        match lower.as_str() {
+            "sip" => SipUri::parse_rest(false, rest).map(Uri::Sip),
+            "sips" => SipUri::parse_rest(true, rest).map(Uri::Sip),
+            _ => {
+                let bad = |c: char| c.is_whitespace() || c.is_control() || "<>\"".contains(c);
+                if rest.is_empty() || rest.chars().any(bad) {
+                    return Err(SyntaxError::new("bad URI"));
+                }
+                Ok(Uri::Other {
+                    scheme: lower,
+                    rest: rest.to_owned(),
+                })
+            }
+        }
+    }
+
+    pub fn as_sip(&self) -> Option<&SipUri> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            Uri::Other { .. } => None,
+        }
+    }
+
+    pub fn as_sip_mut(&mut self) -> Option<&mut SipUri> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            Uri::Other { .. } => None,
+        }
+    }
+
+    pub fn scheme(&self) -> &str {
+        match self {
+            Uri::Sip(u) if u.secure => "sips",
+            Uri::Sip(_) => "sip",
+            Uri::Other { scheme, .. } => scheme,
+        }
+    }
+}
+
+impl From<SipUri> for Uri {
+    fn from(u: SipUri) -> Self {
+        Uri::Sip(u)
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Uri::Sip(u) => u.fmt(f),
+            Uri::Other { scheme, rest } => write!(f, "{scheme}:{rest}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Uri {
+    type Err = SyntaxError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uri::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_full_sip_uri() {
+        let u =
+            Uri::parse("sips:alice:pw@[2001:db8::1]:5061;transport=tcp;lr?Subject=hi&X=y").unwrap();
+        let s = u.as_sip().unwrap();
+        assert!(s.secure);
+        assert_eq!(s.user.as_deref(), Some("alice"));
+        assert_eq!(s.password.as_deref(), Some("pw"));
+        assert_eq!(s.host, Host::Ip("2001:db8::1".parse().unwrap()));
+        assert_eq!(s.port, Some(5061));
+        assert_eq!(s.transport().as_deref(), Some("tcp"));
+        assert!(s.params.contains("lr"));
+        assert_eq!(s.headers.len(), 2);
+        assert_eq!(
+            u.to_string(),
+            "sips:alice:pw@[2001:db8::1]:5061;transport=tcp;lr?Subject=hi&X=y"
+        );
+    }
+
+    #[test]
+    fn user_part_may_hold_semicolons() {
+        // RFC 4475 §3.1.1.9: the `;par=` belongs to the user part.
+        let u = Uri::parse("sip:user;par=u%40example.net@example.com").unwrap();
+        let s = u.as_sip().unwrap();
+        assert_eq!(s.user.as_deref(), Some("user;par=u%40example.net"));
+        assert!(s.params.is_empty());
+        assert_eq!(s.user_unescaped().unwrap(), "user;par=u@example.net");
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "sip:",
+            "sip:a@",
+            "sip:host:99999",
+            "sip:ho st",
+            "sip:h;;x",
+            "sip:[::1",
+            "1ab:x",
+            "sip:h?x",
+        ] {
+            assert!(Uri::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn other_schemes_are_opaque() {
+        let u = Uri::parse("tel:+1-555-0100;phone-context=example.com").unwrap();
+        assert_eq!(u.scheme(), "tel");
+        assert_eq!(u.to_string(), "tel:+1-555-0100;phone-context=example.com");
+    }
+}
