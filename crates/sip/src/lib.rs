@@ -15,6 +15,7 @@ pub mod headers;
 pub mod message;
 pub mod parse;
 mod text;
+pub mod transaction;
 pub mod uri;
 pub mod validate;
 

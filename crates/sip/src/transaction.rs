@@ -1,0 +1,530 @@
+//! The four transaction machines of RFC 3261 §17 (client/server × INVITE/non-INVITE), with the
+//! Accepted states of RFC 6026.
+//!
+//! A [`Transaction`] is driven by `handle_*` calls that carry `now`; after each call the owner
+//! drains [`Transaction::poll_transmit`] and [`Transaction::poll_event`] until both return
+//! `None`, then arms a wake-up at [`Transaction::poll_timeout`]. Calling
+//! [`Transaction::handle_timeout`] early is harmless: only due timers fire.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::header::HeaderName;
+use crate::headers::Via;
+use crate::message::{Method, Request, Response};
+
+/// RFC 3261 timer base values (§17.1.1.1, Table 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerConfig {
+    /// Round-trip estimate (default 500 ms).
+    pub t1: Duration,
+    /// Longest retransmit interval for non-INVITE requests and INVITE responses (default 4 s).
+    pub t2: Duration,
+    /// Longest time a message stays in the network (default 5 s).
+    pub t4: Duration,
+}
+
+impl Default for TimerConfig {
+    fn default() -> Self {
+        TimerConfig {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Which of the four machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    ClientInvite,
+    ClientNonInvite,
+    ServerInvite,
+    ServerNonInvite,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Client INVITE, request sent.
+    Calling,
+    /// Non-INVITE, request sent or received, no response yet.
+    Trying,
+    Proceeding,
+    Completed,
+    /// Server INVITE: ACK received for a non-2xx final response.
+    Confirmed,
+    /// RFC 6026: a 2xx was sent (server) or received (client).
+    Accepted,
+    Terminated,
+}
+
+/// The RFC 3261/6026 timers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timer {
+    A,
+    B,
+    D,
+    E,
+    F,
+    K,
+    G,
+    H,
+    I,
+    J,
+    L,
+    M,
+}
+
+const TIMERS: [Timer; 12] = [
+    Timer::A,
+    Timer::B,
+    Timer::D,
+    Timer::E,
+    Timer::F,
+    Timer::K,
+    Timer::G,
+    Timer::H,
+    Timer::I,
+    Timer::J,
+    Timer::L,
+    Timer::M,
+];
+
+/// What a transaction reports to its user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxEvent {
+    /// Client: a response for the transaction user (1xx, each 2xx, the first non-2xx final).
+    Response(Response),
+    /// Client: Timer B or F fired. Server INVITE: Timer H fired (no ACK came).
+    Timeout,
+    /// The transport reported a failure sending this transaction's message.
+    TransportError,
+    /// The machine reached Terminated and can be removed.
+    Terminated,
+}
+
+/// One transaction. See the module docs for the drain rule.
+#[derive(Debug)]
+pub struct Transaction {
+    kind: Kind,
+    state: State,
+    reliable: bool,
+    cfg: TimerConfig,
+    request: Request,
+    /// The bytes a retransmission timer (A, E, G) or a retransmitted request resends.
+    last_sent: Option<Vec<u8>>,
+    /// Client INVITE: the ACK sent for a non-2xx final response, resent on its retransmissions.
+    ack: Option<Vec<u8>>,
+    interval: Duration,
+    deadlines: [Option<Instant>; 12],
+    transmits: VecDeque<Vec<u8>>,
+    events: VecDeque<TxEvent>,
+    final_status: Option<u16>,
+}
+
+impl Transaction {
+    /// Starts a client transaction: the request goes out at once.
+    pub fn client(now: Instant, request: Request, reliable: bool, cfg: TimerConfig) -> Self {
+        let kind = if request.method == Method::Invite {
+            Kind::ClientInvite
+        } else {
+            Kind::ClientNonInvite
+        };
+        let bytes = request.encode();
+        let mut t = Transaction::bare(kind, request, reliable, cfg);
+        t.transmits.push_back(bytes.clone());
+        t.last_sent = Some(bytes);
+        t.interval = cfg.t1;
+        match kind {
+            Kind::ClientInvite => {
+                t.state = State::Calling;
+                if !reliable {
+                    t.arm(Timer::A, now + cfg.t1);
+                }
+                t.arm(Timer::B, now + 64 * cfg.t1);
+            }
+            _ => {
+                t.state = State::Trying;
+                if !reliable {
+                    t.arm(Timer::E, now + cfg.t1);
+                }
+                t.arm(Timer::F, now + 64 * cfg.t1);
+            }
+        }
+        t
+    }
+
+    /// Starts a server transaction for a received request. For INVITE the caller should send
+    /// a 100 Trying through [`Transaction::send_response`] unless it answers at once.
+    pub fn server(request: Request, reliable: bool, cfg: TimerConfig) -> Self {
+        let kind = if request.method == Method::Invite {
+            Kind::ServerInvite
+        } else {
+            Kind::ServerNonInvite
+        };
+        let mut t = Transaction::bare(kind, request, reliable, cfg);
+        t.state = if kind == Kind::ServerInvite {
+            State::Proceeding
+        } else {
+            State::Trying
+        };
+        t
+    }
+
+    fn bare(kind: Kind, request: Request, reliable: bool, cfg: TimerConfig) -> Self {
+        Transaction {
+            kind,
+            state: State::Trying,
+            reliable,
+            cfg,
+            request,
+            last_sent: None,
+            ack: None,
+            interval: cfg.t1,
+            deadlines: [None; 12],
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            final_status: None,
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    pub fn is_terminated(&self) -> bool {
+        self.state == State::Terminated
+    }
+
+    /// The final status sent (server) or received (client), if any.
+    pub fn final_status(&self) -> Option<u16> {
+        self.final_status
+    }
+
+    fn arm(&mut self, t: Timer, at: Instant) {
+        self.deadlines[t as usize] = Some(at);
+    }
+
+    fn disarm_all(&mut self) {
+        self.deadlines = [None; 12];
+    }
+
+    fn terminate(&mut self) {
+        if self.state != State::Terminated {
+            self.state = State::Terminated;
+            self.disarm_all();
+            self.events.push_back(TxEvent::Terminated);
+        }
+    }
+
+    /// A wait that is zero on reliable transports terminates at once.
+    fn wait_or_terminate(&mut self, timer: Timer, now: Instant, wait: Duration) {
+        if self.reliable || wait.is_zero() {
+            self.terminate();
+        } else {
+            self.arm(timer, now + wait);
+        }
+    }
+
+    /// Client: a response matched to this transaction.
+    pub fn handle_response(&mut self, now: Instant, resp: Response) {
+        let status = resp.status;
+        match (self.kind, self.state) {
+            (Kind::ClientInvite, State::Calling | State::Proceeding) => {
+                self.deadlines[Timer::A as usize] = None;
+                if status < 200 {
+                    self.state = State::Proceeding;
+                    self.events.push_back(TxEvent::Response(resp));
+                } else if status < 300 {
+                    // RFC 6026 §8.4: stay to absorb 2xx retransmissions; pass each to the TU.
+                    self.final_status = Some(status);
+                    self.state = State::Accepted;
+                    self.deadlines[Timer::B as usize] = None;
+                    self.arm(Timer::M, now + 64 * self.cfg.t1);
+                    self.events.push_back(TxEvent::Response(resp));
+                } else {
+                    self.final_status = Some(status);
+                    let ack = self.build_ack(&resp).encode();
+                    self.transmits.push_back(ack.clone());
+                    self.ack = Some(ack);
+                    self.state = State::Completed;
+                    self.deadlines[Timer::B as usize] = None;
+                    self.events.push_back(TxEvent::Response(resp));
+                    self.wait_or_terminate(
+                        Timer::D,
+                        now,
+                        Duration::from_secs(32).max(64 * self.cfg.t1 / 2),
+                    );
+                }
+            }
+            (Kind::ClientInvite, State::Accepted) if (200..300).contains(&status) => {
+                self.events.push_back(TxEvent::Response(resp));
+            }
+            (Kind::ClientInvite, State::Completed) if status >= 300 => {
+                if let Some(ack) = &self.ack {
+                    self.transmits.push_back(ack.clone());
+                }
+            }
+            (Kind::ClientNonInvite, State::Trying | State::Proceeding) => {
+                if status < 200 {
+                    self.state = State::Proceeding;
+                    self.events.push_back(TxEvent::Response(resp));
+                } else {
+                    self.final_status = Some(status);
+                    self.state = State::Completed;
+                    self.deadlines[Timer::E as usize] = None;
+                    self.deadlines[Timer::F as usize] = None;
+                    self.events.push_back(TxEvent::Response(resp));
+                    let t4 = self.cfg.t4;
+                    self.wait_or_terminate(Timer::K, now, t4);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3).
+    fn build_ack(&self, resp: &Response) -> Request {
+        let mut ack = Request::new(Method::Ack, self.request.uri.clone());
+        let h = &self.request.headers;
+        if let Some(via) = h.get(&HeaderName::VIA) {
+            ack.headers
+                .push(HeaderName::VIA, crate::text::split_commas(via)[0]);
+        }
+        ack.headers.copy_from(h, &HeaderName::ROUTE);
+        ack.headers.push(HeaderName::MAX_FORWARDS, "70");
+        ack.headers.copy_from(h, &HeaderName::FROM);
+        if let Some(to) = resp.headers.get(&HeaderName::TO) {
+            ack.headers.push(HeaderName::TO, to);
+        }
+        ack.headers.copy_from(h, &HeaderName::CALL_ID);
+        let seq = h
+            .get(&HeaderName::CSEQ)
+            .and_then(|c| crate::headers::CSeq::parse(c).ok())
+            .map_or(1, |c| c.seq);
+        ack.headers.push(HeaderName::CSEQ, format!("{seq} ACK"));
+        ack
+    }
+
+    /// Server: the same request arrived again (a retransmission).
+    pub fn handle_retransmitted_request(&mut self, now: Instant, method: &Method) {
+        let _ = now;
+        match (self.kind, self.state, method) {
+            (Kind::ServerInvite, State::Completed, Method::Ack) => {
+                self.state = State::Confirmed;
+                self.deadlines[Timer::G as usize] = None;
+                self.deadlines[Timer::H as usize] = None;
+                let t4 = self.cfg.t4;
+                self.wait_or_terminate(Timer::I, now, t4);
+            }
+            (_, State::Proceeding | State::Completed, m) if *m != Method::Ack => {
+                if let Some(b) = &self.last_sent {
+                    self.transmits.push_back(b.clone());
+                }
+            }
+            // Trying (non-INVITE, nothing sent yet), Confirmed, Accepted: absorb.
+            _ => {}
+        }
+    }
+
+    /// Server: the transaction user sends a response.
+    pub fn send_response(&mut self, now: Instant, resp: &Response) {
+        let status = resp.status;
+        let bytes = resp.encode();
+        match (self.kind, self.state) {
+            (Kind::ServerInvite, State::Proceeding) => {
+                self.transmits.push_back(bytes.clone());
+                self.last_sent = Some(bytes);
+                if status >= 200 {
+                    self.final_status = Some(status);
+                }
+                if (200..300).contains(&status) {
+                    // RFC 6026 §8.5: Accepted; the TU retransmits the 2xx itself.
+                    self.state = State::Accepted;
+                    self.arm(Timer::L, now + 64 * self.cfg.t1);
+                } else if status >= 300 {
+                    self.state = State::Completed;
+                    if !self.reliable {
+                        self.interval = self.cfg.t1;
+                        self.arm(Timer::G, now + self.cfg.t1);
+                    }
+                    self.arm(Timer::H, now + 64 * self.cfg.t1);
+                }
+            }
+            (Kind::ServerInvite, State::Accepted) if (200..300).contains(&status) => {
+                // A 2xx retransmission from the TU.
+                self.transmits.push_back(bytes);
+            }
+            (Kind::ServerNonInvite, State::Trying | State::Proceeding) => {
+                self.transmits.push_back(bytes.clone());
+                self.last_sent = Some(bytes);
+                if status < 200 {
+                    self.state = State::Proceeding;
+                } else {
+                    self.final_status = Some(status);
+                    self.state = State::Completed;
+                    let wait = 64 * self.cfg.t1;
+                    self.wait_or_terminate(Timer::J, now, wait);
+                }
+            }
+            _ => {
+                tracing::debug!(status, state = ?self.state, "response not sendable in this state")
+            }
+        }
+    }
+
+    /// The transport failed to deliver a message of this transaction (RFC 3261 §17.1.4).
+    pub fn handle_transport_error(&mut self) {
+        if self.state != State::Terminated {
+            self.events.push_back(TxEvent::TransportError);
+            self.terminate();
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for t in TIMERS {
+            if self.deadlines[t as usize].is_some_and(|d| d <= now) {
+                self.deadlines[t as usize] = None;
+                self.fire(t, now);
+            }
+        }
+    }
+
+    fn fire(&mut self, t: Timer, now: Instant) {
+        match t {
+            Timer::A => {
+                if let Some(b) = &self.last_sent {
+                    self.transmits.push_back(b.clone());
+                }
+                self.interval *= 2;
+                self.arm(Timer::A, now + self.interval);
+            }
+            Timer::E => {
+                if let Some(b) = &self.last_sent {
+                    self.transmits.push_back(b.clone());
+                }
+                self.interval = if self.state == State::Proceeding {
+                    self.cfg.t2
+                } else {
+                    (self.interval * 2).min(self.cfg.t2)
+                };
+                self.arm(Timer::E, now + self.interval);
+            }
+            Timer::G => {
+                if let Some(b) = &self.last_sent {
+                    self.transmits.push_back(b.clone());
+                }
+                self.interval = (self.interval * 2).min(self.cfg.t2);
+                self.arm(Timer::G, now + self.interval);
+            }
+            Timer::B | Timer::F | Timer::H => {
+                self.events.push_back(TxEvent::Timeout);
+                self.terminate();
+            }
+            Timer::D | Timer::K | Timer::I | Timer::J | Timer::L | Timer::M => self.terminate(),
+        }
+    }
+
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<TxEvent> {
+        self.events.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.iter().flatten().min().copied()
+    }
+}
+
+/// How a received request or response finds its transaction (RFC 3261 §17.1.3, §17.2.3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TxKey {
+    /// RFC 3261: branch, sent-by, and method (ACK counts as INVITE; CANCEL is its own).
+    Rfc3261 {
+        branch: String,
+        sent_by: String,
+        method: String,
+    },
+    /// RFC 2543 peers without the cookie: Request-URI, From tag, Call-ID, CSeq, top Via.
+    Rfc2543 {
+        uri: String,
+        from_tag: String,
+        call_id: String,
+        cseq: u32,
+        via: String,
+        method: String,
+    },
+}
+
+impl TxKey {
+    fn method_class(m: &Method) -> String {
+        match m {
+            Method::Ack => "INVITE".to_owned(),
+            m => m.as_str().to_owned(),
+        }
+    }
+
+    /// The server transaction key of a received request; `as_method` overrides the method
+    /// (a CANCEL looks up the INVITE it cancels).
+    pub fn server(
+        req: &Request,
+        env: &crate::validate::Envelope,
+        as_method: Option<&Method>,
+    ) -> TxKey {
+        let via: &Via = env.top_via();
+        let method = Self::method_class(as_method.unwrap_or(&req.method));
+        if via.has_rfc3261_branch() {
+            let port = via.port.unwrap_or(5060);
+            TxKey::Rfc3261 {
+                branch: via.branch().unwrap_or_default().to_owned(),
+                sent_by: format!("{}:{port}", via.host).to_ascii_lowercase(),
+                method,
+            }
+        } else {
+            let mut v = via.clone();
+            v.params.remove("received");
+            v.params.remove("rport");
+            TxKey::Rfc2543 {
+                uri: req.uri.to_string(),
+                from_tag: env.from.tag().unwrap_or_default().to_owned(),
+                call_id: env.call_id.clone(),
+                cseq: env.cseq.seq,
+                via: v.to_string().to_ascii_lowercase(),
+                method,
+            }
+        }
+    }
+
+    /// The client transaction key of a response: top Via branch and CSeq method.
+    pub fn client(env: &crate::validate::Envelope) -> TxKey {
+        let via = env.top_via();
+        TxKey::Rfc3261 {
+            branch: via.branch().unwrap_or_default().to_owned(),
+            sent_by: String::new(),
+            method: Self::method_class(&env.cseq.method),
+        }
+    }
+
+    /// The key a client transaction sending `req` with `branch` is found under.
+    pub fn for_sent(branch: &str, method: &Method) -> TxKey {
+        TxKey::Rfc3261 {
+            branch: branch.to_owned(),
+            sent_by: String::new(),
+            method: Self::method_class(method),
+        }
+    }
+}
