@@ -9,6 +9,7 @@
 //! caller. Randomness (tags, branches, Call-IDs) comes from a seedable RNG, so a whole call
 //! can be replayed deterministically in a test.
 
+pub mod endpoint;
 pub mod error;
 pub mod header;
 pub mod headers;
@@ -19,6 +20,9 @@ pub mod transaction;
 pub mod uri;
 pub mod validate;
 
+pub use endpoint::{
+    CallHandle, ConnId, EndReason, Endpoint, EndpointConfig, Event, Peer, TransportKind,
+};
 pub use error::{ParseError, Rejection, SyntaxError};
 pub use header::HeaderName;
 pub use headers::{CSeq, Contact, NameAddr, Via};

@@ -1,0 +1,592 @@
+//! The SIP endpoint: one sans-IO object that owns every transaction and dialog of a user
+//! agent and turns received bytes and application commands into bytes to send and events.
+//!
+//! Drain rule: after any `handle_*` call or command, drain [`Endpoint::poll_transmit`] and
+//! [`Endpoint::poll_event`] until both are empty, then wake the endpoint at
+//! [`Endpoint::poll_timeout`] with [`Endpoint::handle_timeout`]. Early wake-ups are harmless.
+
+mod build;
+mod guard;
+mod uas;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::header::HeaderName;
+use crate::message::{Method, Request, Response};
+use crate::parse::{parse_datagram, Limits};
+use crate::transaction::{TimerConfig, Transaction, TxEvent, TxKey};
+use crate::uri::Uri;
+use crate::validate::{screen, Envelope, Screened, UasPolicy};
+
+pub use guard::{Cidr, GuardConfig};
+pub use uas::CommandError;
+
+/// The transport a message travelled on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl TransportKind {
+    pub fn is_reliable(self) -> bool {
+        !matches!(self, TransportKind::Udp)
+    }
+
+    /// The Via transport token.
+    pub fn via_token(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
+        }
+    }
+}
+
+/// A connection the shell owns (TCP or TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConnId(pub u64);
+
+/// One end of a message flow: where bytes came from, or where they go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub transport: TransportKind,
+    /// The far end's address.
+    pub remote: SocketAddr,
+    /// Our address as the far end should see it (used in Via and Contact).
+    pub local: SocketAddr,
+    /// The connection to send on, for TCP/TLS; `None` asks the shell to connect.
+    pub conn: Option<ConnId>,
+}
+
+/// A call (INVITE dialog usage) known to the endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallHandle(pub u64);
+
+/// Why a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The peer sent BYE.
+    RemoteBye,
+    /// The peer cancelled before the answer.
+    Cancelled,
+    /// The application hung up (BYE sent, or the INVITE rejected).
+    LocalHangup,
+    /// Our 2xx was never acknowledged (RFC 3261 §13.3.1.4).
+    NoAck,
+    /// A request of ours got no answer.
+    Timeout,
+    /// The transport failed.
+    TransportError,
+    /// The application answered the INVITE with this final non-2xx status.
+    Rejected(u16),
+}
+
+/// What the endpoint tells its application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A new INVITE. Answer it with [`Endpoint::respond`]; a 100 Trying is already sent.
+    IncomingCall {
+        call: CallHandle,
+        request: Box<Request>,
+        peer: Peer,
+    },
+    /// The ACK for our 2xx to the initial INVITE arrived; `body` holds the SDP answer when our
+    /// 2xx carried the offer.
+    Confirmed { call: CallHandle, body: Vec<u8> },
+    /// A re-INVITE or UPDATE inside the call; answer with [`Endpoint::answer_offer`].
+    /// `body` is the offer (empty for an offerless re-INVITE).
+    Offer {
+        call: CallHandle,
+        method: Method,
+        body: Vec<u8>,
+    },
+    /// An INFO inside the call (already answered 200).
+    Info {
+        call: CallHandle,
+        content_type: Option<String>,
+        body: Vec<u8>,
+    },
+    /// The call is over; no further events come for it.
+    Ended { call: CallHandle, reason: EndReason },
+}
+
+/// Counters of protocol anomalies and protective actions, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub received: u64,
+    pub retransmissions_absorbed: u64,
+    pub responses_retransmitted: u64,
+    pub rejected_malformed: u64,
+    pub dropped_malformed: u64,
+    pub dropped_flood: u64,
+    pub dropped_scanner: u64,
+    pub rejected_busy: u64,
+    pub unmatched_responses: u64,
+    pub calls_started: u64,
+    pub calls_ended: u64,
+}
+
+/// Endpoint settings.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub timers: TimerConfig,
+    pub limits: Limits,
+    pub policy: UasPolicy,
+    pub guard: GuardConfig,
+    /// Most calls at once; further INVITEs get 503 with Retry-After.
+    pub max_calls: usize,
+    /// The `Server`/`User-Agent` header value.
+    pub user_agent: String,
+    /// Seed for tags, branches and Call-IDs.
+    pub seed: u64,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        EndpointConfig {
+            timers: TimerConfig::default(),
+            limits: Limits::default(),
+            policy: UasPolicy::default(),
+            guard: GuardConfig::default(),
+            max_calls: 1000,
+            user_agent: concat!("phonebridge/", env!("CARGO_PKG_VERSION")).to_owned(),
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerRef {
+    Tx(u64),
+    Call(CallHandle),
+}
+
+#[derive(Debug)]
+struct TxEntry {
+    key: TxKey,
+    tx: Transaction,
+    /// Where this transaction's messages go.
+    target: Peer,
+    call: Option<CallHandle>,
+    scheduled: Option<Instant>,
+}
+
+/// The endpoint. See the module docs for the drain rule.
+#[derive(Debug)]
+pub struct Endpoint {
+    cfg: EndpointConfig,
+    rng: SmallRng,
+    txs: HashMap<u64, TxEntry>,
+    tx_index: HashMap<TxKey, u64>,
+    next_id: u64,
+    calls: HashMap<CallHandle, uas::Call>,
+    /// (Call-ID, local tag) → call.
+    dialogs: HashMap<(String, String), CallHandle>,
+    timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    transmits: VecDeque<(Peer, Vec<u8>)>,
+    events: VecDeque<Event>,
+    guard: guard::Guard,
+    stats: Stats,
+}
+
+impl Endpoint {
+    pub fn new(cfg: EndpointConfig) -> Self {
+        Endpoint {
+            rng: SmallRng::seed_from_u64(cfg.seed),
+            cfg,
+            txs: HashMap::new(),
+            tx_index: HashMap::new(),
+            next_id: 1,
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            timers: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            guard: guard::Guard::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &EndpointConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Calls not yet ended.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Live transactions (for leak checks and metrics).
+    pub fn active_transactions(&self) -> usize {
+        self.txs.len()
+    }
+
+    /// A UDP datagram arrived.
+    pub fn handle_datagram(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
+        if !self.guard.admit(&self.cfg.guard, now, from.remote.ip()) {
+            self.stats.dropped_flood += 1;
+            return;
+        }
+        let parsed = parse_datagram(bytes, &self.cfg.limits);
+        self.handle_parsed(now, from, parsed);
+    }
+
+    /// A message framed from a TCP/TLS stream (see [`crate::StreamFramer`]).
+    pub fn handle_stream_message(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        parsed: Result<crate::Message, crate::ParseError>,
+    ) {
+        if !self.guard.admit(&self.cfg.guard, now, from.remote.ip()) {
+            self.stats.dropped_flood += 1;
+            return;
+        }
+        self.handle_parsed(now, from, parsed);
+    }
+
+    fn handle_parsed(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        parsed: Result<crate::Message, crate::ParseError>,
+    ) {
+        self.stats.received += 1;
+        match screen(parsed, &self.cfg.policy) {
+            Screened::Drop(reason) => {
+                self.stats.dropped_malformed += 1;
+                tracing::debug!(%reason, "dropped message");
+            }
+            Screened::Reject {
+                rejection,
+                headers,
+                method,
+            } => {
+                if headers
+                    .get(&HeaderName::USER_AGENT)
+                    .is_some_and(|ua| guard::Guard::ignored_agent(&self.cfg.guard, ua))
+                {
+                    self.stats.dropped_scanner += 1;
+                    return;
+                }
+                // In-dialog requests for methods we handle never reach the policy; an unknown
+                // method in a dialog still gets its 501/405 like out of dialog.
+                self.stats.rejected_malformed += 1;
+                tracing::debug!(status = rejection.status, reason = %rejection.reason, "rejecting request");
+                let mut resp = build::response_from_headers(
+                    &headers,
+                    rejection.status,
+                    Some(&rejection.reason),
+                    Some(&self.random_token()),
+                );
+                for (n, v) in rejection.headers {
+                    resp.headers.push(n, v);
+                }
+                self.decorate(&mut resp.headers);
+                let via = build::top_via(&headers);
+                let target = build::response_target(&from, via.as_ref());
+                let _ = method;
+                self.transmits.push_back((target, resp.encode()));
+            }
+            Screened::Response(resp, env) => self.on_response(now, resp, env),
+            Screened::Request(mut req, env) => {
+                if req
+                    .headers
+                    .get(&HeaderName::USER_AGENT)
+                    .is_some_and(|ua| guard::Guard::ignored_agent(&self.cfg.guard, ua))
+                {
+                    self.stats.dropped_scanner += 1;
+                    return;
+                }
+                build::stamp_via(&mut req, from.remote);
+                self.on_request(now, from, req, env);
+            }
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, resp: Response, env: Envelope) {
+        let key = TxKey::client(&env);
+        let Some(&id) = self.tx_index.get(&key) else {
+            self.stats.unmatched_responses += 1;
+            tracing::debug!(status = resp.status, "response matches no transaction");
+            return;
+        };
+        if let Some(e) = self.txs.get_mut(&id) {
+            e.tx.handle_response(now, resp);
+        }
+        self.drive_tx(now, id);
+    }
+
+    fn on_request(&mut self, now: Instant, from: Peer, req: Request, env: Envelope) {
+        // A retransmission (or the ACK of a non-2xx) belongs to an existing transaction.
+        let key = TxKey::server(&req, &env, None);
+        if let Some(&id) = self.tx_index.get(&key) {
+            let absorbed = self.txs.get(&id).is_some_and(|e| {
+                req.method != Method::Ack || e.tx.state() == crate::transaction::State::Completed
+            });
+            if absorbed {
+                self.stats.retransmissions_absorbed += 1;
+                if let Some(e) = self.txs.get_mut(&id) {
+                    e.tx.handle_retransmitted_request(now, &req.method);
+                }
+                self.drive_tx(now, id);
+                return;
+            }
+        }
+        self.on_new_request(now, from, req, env, key);
+    }
+
+    /// Creates a server transaction for `req`; responses go per its top Via.
+    fn new_server_tx(
+        &mut self,
+        key: TxKey,
+        req: &Request,
+        from: &Peer,
+        call: Option<CallHandle>,
+    ) -> u64 {
+        let target = build::response_target(from, build::top_via(&req.headers).as_ref());
+        let tx = Transaction::server(req.clone(), from.transport.is_reliable(), self.cfg.timers);
+        self.insert_tx(key, tx, target, call)
+    }
+
+    fn insert_tx(
+        &mut self,
+        key: TxKey,
+        tx: Transaction,
+        target: Peer,
+        call: Option<CallHandle>,
+    ) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.tx_index.insert(key.clone(), id);
+        self.txs.insert(
+            id,
+            TxEntry {
+                key,
+                tx,
+                target,
+                call,
+                scheduled: None,
+            },
+        );
+        id
+    }
+
+    /// Sends `resp` on server transaction `id`.
+    fn respond_tx(&mut self, now: Instant, id: u64, mut resp: Response) {
+        self.decorate(&mut resp.headers);
+        if let Some(e) = self.txs.get_mut(&id) {
+            e.tx.send_response(now, &resp);
+        }
+        self.drive_tx(now, id);
+    }
+
+    /// Drains transaction `id`: queues its bytes, handles its events, reschedules its timer,
+    /// and removes it once terminated.
+    fn drive_tx(&mut self, now: Instant, id: u64) {
+        let mut events = Vec::new();
+        let Some(e) = self.txs.get_mut(&id) else {
+            return;
+        };
+        while let Some(bytes) = e.tx.poll_transmit() {
+            self.transmits.push_back((e.target.clone(), bytes));
+        }
+        while let Some(ev) = e.tx.poll_event() {
+            events.push(ev);
+        }
+        let next = e.tx.poll_timeout();
+        if next != e.scheduled {
+            e.scheduled = next;
+            if let Some(t) = next {
+                self.timers.push(Reverse((t, TimerRef::Tx(id))));
+            }
+        }
+        let call = e.call;
+        let method = e.tx.request().method.clone();
+        let server = matches!(
+            e.tx.kind(),
+            crate::transaction::Kind::ServerInvite | crate::transaction::Kind::ServerNonInvite
+        );
+        for ev in events {
+            match ev {
+                TxEvent::Terminated => {
+                    if let Some(e) = self.txs.remove(&id) {
+                        self.tx_index.remove(&e.key);
+                    }
+                }
+                TxEvent::Response(resp) if !server => {
+                    if let Some(call) = call {
+                        self.on_call_response(now, call, &method, resp);
+                    }
+                }
+                TxEvent::Timeout | TxEvent::TransportError if !server => {
+                    if let Some(call) = call {
+                        let reason = if ev == TxEvent::Timeout {
+                            EndReason::Timeout
+                        } else {
+                            EndReason::TransportError
+                        };
+                        self.on_call_failure(now, call, &method, reason);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The shell could not deliver to `peer` (connection refused or reset, ICMP error).
+    pub fn handle_transport_error(&mut self, now: Instant, peer: &Peer) {
+        let ids: Vec<u64> = self
+            .txs
+            .iter()
+            .filter(|(_, e)| e.target.remote == peer.remote && e.target.transport == peer.transport)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(e) = self.txs.get_mut(&id) {
+                e.tx.handle_transport_error();
+            }
+            self.drive_tx(now, id);
+        }
+    }
+
+    /// Fires every due timer.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, r))) = self.timers.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            match r {
+                TimerRef::Tx(id) => {
+                    let Some(e) = self.txs.get_mut(&id) else {
+                        continue;
+                    };
+                    if e.scheduled != Some(t) {
+                        continue;
+                    }
+                    e.scheduled = None;
+                    e.tx.handle_timeout(now);
+                    if let Some(next) = e.tx.poll_timeout() {
+                        if next <= now {
+                            // Never loop on a deadline that does not move.
+                            e.scheduled = Some(now + Duration::from_millis(1));
+                            self.timers
+                                .push(Reverse((now + Duration::from_millis(1), TimerRef::Tx(id))));
+                        }
+                    }
+                    self.drive_tx(now, id);
+                }
+                TimerRef::Call(h) => self.call_timeout(now, h, t),
+            }
+        }
+    }
+
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<(Peer, Vec<u8>)> {
+        self.transmits.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((t, _))| *t)
+    }
+
+    fn schedule_call(&mut self, h: CallHandle, at: Instant) {
+        self.timers.push(Reverse((at, TimerRef::Call(h))));
+    }
+
+    /// Adds the headers every message of ours carries.
+    fn decorate(&self, headers: &mut crate::message::Headers) {
+        if headers.get(&HeaderName::SERVER).is_none()
+            && headers.get(&HeaderName::USER_AGENT).is_none()
+        {
+            headers.push(HeaderName::SERVER, self.cfg.user_agent.clone());
+        }
+    }
+
+    fn random_token(&mut self) -> String {
+        format!("{:016x}", self.rng.gen::<u64>())
+    }
+
+    fn new_branch(&mut self) -> String {
+        format!("{}{}", crate::headers::BRANCH_COOKIE, self.random_token())
+    }
+
+    /// Our Contact URI on the flow to `peer`.
+    fn contact_for(peer: &Peer) -> String {
+        let host = crate::uri::Host::from(peer.local.ip());
+        match peer.transport {
+            TransportKind::Udp => format!("<sip:phonebridge@{host}:{}>", peer.local.port()),
+            TransportKind::Tcp => format!(
+                "<sip:phonebridge@{host}:{};transport=tcp>",
+                peer.local.port()
+            ),
+            TransportKind::Tls => format!(
+                "<sips:phonebridge@{host}:{};transport=tls>",
+                peer.local.port()
+            ),
+        }
+    }
+
+    /// A Via for a request we send to `peer`.
+    fn via_for(&mut self, peer: &Peer) -> (String, String) {
+        let branch = self.new_branch();
+        let host = crate::uri::Host::from(peer.local.ip());
+        (
+            format!(
+                "SIP/2.0/{} {host}:{};branch={branch};rport",
+                peer.transport.via_token(),
+                peer.local.port()
+            ),
+            branch,
+        )
+    }
+
+    /// Starts a client transaction for `req` towards `target`.
+    fn send_request(
+        &mut self,
+        now: Instant,
+        mut req: Request,
+        target: Peer,
+        call: Option<CallHandle>,
+    ) {
+        let (via, branch) = self.via_for(&target);
+        req.headers.push_front(HeaderName::VIA, via);
+        if req.headers.get(&HeaderName::USER_AGENT).is_none() {
+            req.headers
+                .push(HeaderName::USER_AGENT, self.cfg.user_agent.clone());
+        }
+        let key = TxKey::for_sent(&branch, &req.method);
+        if req.method == Method::Ack {
+            // ACK for a 2xx is not a transaction: send once (the dialog resends on 2xx retransmits).
+            self.transmits.push_back((target, req.encode()));
+            return;
+        }
+        let tx = Transaction::client(now, req, target.transport.is_reliable(), self.cfg.timers);
+        let id = self.insert_tx(key, tx, target, call);
+        self.drive_tx(now, id);
+    }
+}
+
+/// True when `uri` names a user we might serve (a SIP URI).
+pub fn request_user(uri: &Uri) -> Option<String> {
+    uri.as_sip().and_then(|u| u.user_unescaped())
+}

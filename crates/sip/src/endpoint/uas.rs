@@ -1,0 +1,601 @@
+//! Calls we answer: the INVITE server side of RFC 3261 §13.3 with its dialog (§12.1.1),
+//! CANCEL (§9.2), BYE (§15), re-INVITE and UPDATE (§14, RFC 3311), INFO, OPTIONS.
+
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use super::{build, CallHandle, EndReason, Endpoint, Event, Peer};
+use crate::header::HeaderName;
+use crate::message::{Method, Request, Response};
+use crate::transaction::{State, TxKey};
+use crate::uri::Uri;
+use crate::validate::Envelope;
+
+/// What the application may get wrong when commanding a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("no such call")]
+    UnknownCall,
+    #[error("the call is not in a state that allows this")]
+    WrongState,
+    #[error("status code not allowed here")]
+    BadStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// INVITE received, no final answer yet.
+    Incoming,
+    /// 2xx sent, ACK not yet received.
+    Answered,
+    Confirmed,
+}
+
+/// A 2xx retransmitted until its ACK arrives (RFC 3261 §13.3.1.4).
+#[derive(Debug)]
+struct Pending2xx {
+    cseq: u32,
+    bytes: Vec<u8>,
+    interval: Duration,
+    next: Instant,
+    give_up: Instant,
+    initial: bool,
+}
+
+/// A received re-INVITE or UPDATE waiting for the application's answer.
+#[derive(Debug)]
+struct PendingOffer {
+    tx: u64,
+    request: Request,
+}
+
+#[derive(Debug)]
+pub(crate) struct Call {
+    phase: Phase,
+    call_id: String,
+    local_tag: String,
+    /// Our side as the peer addressed it (the INVITE's To, without tag).
+    local_uri: String,
+    /// The peer's From header value, tag included (our To in requests we send).
+    remote_party: String,
+    remote_target: Uri,
+    route_set: Vec<String>,
+    local_cseq: u32,
+    remote_cseq: u32,
+    /// The flow the dialog was set up on; in-dialog requests follow it (NAT-safe).
+    peer: Peer,
+    /// Where responses to the INVITE go.
+    response_target: Peer,
+    invite: Request,
+    invite_tx: Option<u64>,
+    pending_2xx: Option<Pending2xx>,
+    pending_offer: Option<PendingOffer>,
+    scheduled: Option<Instant>,
+}
+
+impl Call {
+    fn next_deadline(&self) -> Option<Instant> {
+        self.pending_2xx.as_ref().map(|p| p.next.min(p.give_up))
+    }
+}
+
+impl Endpoint {
+    pub(super) fn on_new_request(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        req: Request,
+        env: Envelope,
+        key: TxKey,
+    ) {
+        if let Some(tag) = env.to.tag() {
+            let tag = tag.to_owned();
+            return self.on_in_dialog(now, from, req, env, key, &tag);
+        }
+        match req.method {
+            Method::Invite => self.on_invite(now, from, req, env, key),
+            Method::Cancel => self.on_cancel(now, from, req, env, key),
+            Method::Options => self.answer_options(now, from, req, key),
+            Method::Ack => self.stats.dropped_malformed += 1,
+            _ => {
+                let id = self.new_server_tx(key, &req, &from, None);
+                let r = build::response(&req, 481, Some(&self.random_token()));
+                self.respond_tx(now, id, r);
+            }
+        }
+    }
+
+    fn answer_options(&mut self, now: Instant, from: Peer, req: Request, key: TxKey) {
+        let id = self.new_server_tx(key, &req, &from, None);
+        let mut r = build::response(&req, 200, Some(&self.random_token()));
+        r.headers
+            .push(HeaderName::ALLOW, self.cfg.policy.allow_header());
+        r.headers
+            .push(HeaderName::ACCEPT, self.cfg.policy.accept_header());
+        r.headers
+            .push(HeaderName::SUPPORTED, self.cfg.policy.supported_header());
+        self.respond_tx(now, id, r);
+    }
+
+    fn on_invite(&mut self, now: Instant, from: Peer, req: Request, env: Envelope, key: TxKey) {
+        let id = self.new_server_tx(key, &req, &from, None);
+        if self.calls.len() >= self.cfg.max_calls {
+            self.stats.rejected_busy += 1;
+            let mut r = build::response(&req, 503, Some(&self.random_token()));
+            r.headers.push(HeaderName::RETRY_AFTER, "5");
+            return self.respond_tx(now, id, r);
+        }
+        let remote_target = match req
+            .headers
+            .get(&HeaderName::CONTACT)
+            .map(crate::headers::NameAddr::parse_list)
+        {
+            Some(Ok(list)) if list.len() == 1 => list[0].uri.clone(),
+            _ => {
+                let r = build::response(&req, 400, Some(&self.random_token()));
+                let mut r = r;
+                r.reason = "Missing or bad Contact".into();
+                return self.respond_tx(now, id, r);
+            }
+        };
+        let handle = CallHandle(self.next_id);
+        self.next_id += 1;
+        self.stats.calls_started += 1;
+        if let Some(e) = self.txs.get_mut(&id) {
+            e.call = Some(handle);
+        }
+        let local_tag = self.random_token();
+        let mut local = env.to.clone();
+        local.params.remove("tag");
+        let response_target = self
+            .txs
+            .get(&id)
+            .map(|e| e.target.clone())
+            .unwrap_or_else(|| from.clone());
+        let call = Call {
+            phase: Phase::Incoming,
+            call_id: env.call_id.clone(),
+            local_tag: local_tag.clone(),
+            local_uri: req
+                .headers
+                .get(&HeaderName::TO)
+                .unwrap_or_default()
+                .to_owned(),
+            remote_party: req
+                .headers
+                .get(&HeaderName::FROM)
+                .unwrap_or_default()
+                .to_owned(),
+            remote_target,
+            route_set: req
+                .headers
+                .values(&HeaderName::RECORD_ROUTE)
+                .map(str::to_owned)
+                .collect(),
+            local_cseq: 0,
+            remote_cseq: env.cseq.seq,
+            peer: from.clone(),
+            response_target,
+            invite: req.clone(),
+            invite_tx: Some(id),
+            pending_2xx: None,
+            pending_offer: None,
+            scheduled: None,
+        };
+        self.calls.insert(handle, call);
+        self.dialogs
+            .insert((env.call_id.clone(), local_tag), handle);
+        let trying = build::response(&req, 100, None);
+        self.respond_tx(now, id, trying);
+        self.events.push_back(Event::IncomingCall {
+            call: handle,
+            request: Box::new(req),
+            peer: from,
+        });
+    }
+
+    fn on_cancel(&mut self, now: Instant, from: Peer, req: Request, env: Envelope, key: TxKey) {
+        let invite_key = TxKey::server(&req, &env, Some(&Method::Invite));
+        let id = self.new_server_tx(key, &req, &from, None);
+        let target = self
+            .tx_index
+            .get(&invite_key)
+            .and_then(|tid| self.txs.get(tid).map(|e| (*tid, e.call, e.tx.state())));
+        let Some((invite_tx, call, state)) = target else {
+            let r = build::response(&req, 481, Some(&self.random_token()));
+            return self.respond_tx(now, id, r);
+        };
+        let tag = call
+            .and_then(|c| self.calls.get(&c))
+            .map(|c| c.local_tag.clone());
+        let ok = build::response(&req, 200, tag.as_deref());
+        self.respond_tx(now, id, ok);
+        if state == State::Proceeding {
+            if let Some(h) = call {
+                if self
+                    .calls
+                    .get(&h)
+                    .is_some_and(|c| c.phase == Phase::Incoming)
+                {
+                    self.reject_invite(now, h, invite_tx, 487);
+                    self.end_call(h, EndReason::Cancelled);
+                }
+            }
+        }
+    }
+
+    fn on_in_dialog(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        req: Request,
+        env: Envelope,
+        key: TxKey,
+        tag: &str,
+    ) {
+        let handle = self
+            .dialogs
+            .get(&(env.call_id.clone(), tag.to_owned()))
+            .copied();
+        let Some(h) = handle else {
+            match req.method {
+                Method::Ack => {}
+                Method::Options => self.answer_options(now, from, req, key),
+                _ => {
+                    let id = self.new_server_tx(key, &req, &from, None);
+                    let r = build::response(&req, 481, None);
+                    self.respond_tx(now, id, r);
+                }
+            }
+            return;
+        };
+        if req.method == Method::Ack {
+            return self.on_ack(h, &env, req.body);
+        }
+        // RFC 3261 §12.2.2: a lower or equal CSeq than the last one is out of order.
+        let in_order = self
+            .calls
+            .get(&h)
+            .is_some_and(|c| env.cseq.seq > c.remote_cseq);
+        let is_invite = req.method == Method::Invite;
+        let id = self.new_server_tx(key, &req, &from, Some(h));
+        if is_invite {
+            let trying = build::response(&req, 100, None);
+            self.respond_tx(now, id, trying);
+        }
+        if !in_order {
+            let r = build::response(&req, 500, None);
+            return self.respond_tx(now, id, r);
+        }
+        if let Some(c) = self.calls.get_mut(&h) {
+            c.remote_cseq = env.cseq.seq;
+        }
+        match req.method {
+            Method::Bye => {
+                let r = build::response(&req, 200, None);
+                self.respond_tx(now, id, r);
+                let invite_tx = self.calls.get(&h).and_then(|c| {
+                    (c.phase == Phase::Incoming)
+                        .then_some(c.invite_tx)
+                        .flatten()
+                });
+                if let Some(itx) = invite_tx {
+                    self.reject_invite(now, h, itx, 487);
+                }
+                self.end_call(h, EndReason::RemoteBye);
+            }
+            Method::Invite | Method::Update => self.on_offer(now, h, id, req),
+            Method::Info => {
+                let r = build::response(&req, 200, None);
+                self.respond_tx(now, id, r);
+                self.events.push_back(Event::Info {
+                    call: h,
+                    content_type: req
+                        .headers
+                        .get(&HeaderName::CONTENT_TYPE)
+                        .map(str::to_owned),
+                    body: req.body,
+                });
+            }
+            Method::Options => {
+                let mut r = build::response(&req, 200, None);
+                r.headers
+                    .push(HeaderName::ALLOW, self.cfg.policy.allow_header());
+                self.respond_tx(now, id, r);
+            }
+            _ => {
+                // PRACK without a reliable provisional of ours, or another method we accept
+                // out of dialog only.
+                let r = build::response(&req, 481, None);
+                self.respond_tx(now, id, r);
+            }
+        }
+    }
+
+    fn on_ack(&mut self, h: CallHandle, env: &Envelope, body: Vec<u8>) {
+        let Some(c) = self.calls.get_mut(&h) else {
+            return;
+        };
+        let Some(p) = &c.pending_2xx else { return };
+        if p.cseq != env.cseq.seq {
+            return;
+        }
+        c.pending_2xx = None;
+        c.phase = Phase::Confirmed;
+        self.events.push_back(Event::Confirmed { call: h, body });
+    }
+
+    fn on_offer(&mut self, now: Instant, h: CallHandle, id: u64, req: Request) {
+        let busy = self.calls.get(&h).is_some_and(|c| {
+            c.pending_offer.is_some() || c.phase == Phase::Incoming || c.pending_2xx.is_some()
+        });
+        if busy {
+            // RFC 3261 §14.2 and RFC 3311 §5.2: an offer while another is being handled.
+            let mut r = build::response(&req, 500, None);
+            let secs = self.rng.gen_range(0..=10);
+            r.headers.push(HeaderName::RETRY_AFTER, secs.to_string());
+            return self.respond_tx(now, id, r);
+        }
+        let method = req.method.clone();
+        let body = req.body.clone();
+        if let Some(c) = self.calls.get_mut(&h) {
+            c.pending_offer = Some(PendingOffer {
+                tx: id,
+                request: req,
+            });
+        }
+        self.events.push_back(Event::Offer {
+            call: h,
+            method,
+            body,
+        });
+    }
+
+    /// Answers the INVITE of an incoming call: 180/183 (with an optional SDP), 2xx (with the
+    /// SDP answer, or an offer when the INVITE had none), or a failure status (ends the call).
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        h: CallHandle,
+        status: u16,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<(), CommandError> {
+        let c = self.calls.get(&h).ok_or(CommandError::UnknownCall)?;
+        if c.phase != Phase::Incoming {
+            return Err(CommandError::WrongState);
+        }
+        let tx = c.invite_tx.ok_or(CommandError::WrongState)?;
+        if status <= 100 || status > 699 {
+            return Err(CommandError::BadStatus);
+        }
+        if status >= 300 {
+            self.reject_invite(now, h, tx, status);
+            self.end_call(h, EndReason::Rejected(status));
+            return Ok(());
+        }
+        let resp = self.dialog_response(h, status, body);
+        if (200..300).contains(&status) {
+            self.start_2xx(now, h, &resp, true);
+            if let Some(c) = self.calls.get_mut(&h) {
+                c.phase = Phase::Answered;
+                c.invite_tx = None;
+            }
+        }
+        self.respond_tx(now, tx, resp);
+        Ok(())
+    }
+
+    /// Answers a pending re-INVITE or UPDATE ([`Event::Offer`]).
+    pub fn answer_offer(
+        &mut self,
+        now: Instant,
+        h: CallHandle,
+        status: u16,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<(), CommandError> {
+        let c = self.calls.get_mut(&h).ok_or(CommandError::UnknownCall)?;
+        let pending = c.pending_offer.take().ok_or(CommandError::WrongState)?;
+        if !(200..=699).contains(&status) {
+            c.pending_offer = Some(pending);
+            return Err(CommandError::BadStatus);
+        }
+        let mut resp = build::response(&pending.request, status, None);
+        if (200..300).contains(&status) {
+            resp.headers
+                .push(HeaderName::CONTACT, Self::contact_for(&c.peer));
+            if let Some((ct, b)) = body {
+                resp.headers.push(HeaderName::CONTENT_TYPE, ct);
+                resp.body = b;
+            }
+            if pending.request.method == Method::Invite {
+                self.start_2xx(now, h, &resp, false);
+            }
+        }
+        self.respond_tx(now, pending.tx, resp);
+        Ok(())
+    }
+
+    /// Ends a call: a BYE when answered, 480 to an INVITE not yet answered.
+    pub fn hangup(&mut self, now: Instant, h: CallHandle) -> Result<(), CommandError> {
+        let c = self.calls.get(&h).ok_or(CommandError::UnknownCall)?;
+        match (c.phase, c.invite_tx) {
+            (Phase::Incoming, Some(tx)) => self.reject_invite(now, h, tx, 480),
+            _ => self.send_bye(now, h),
+        }
+        self.end_call(h, EndReason::LocalHangup);
+        Ok(())
+    }
+
+    /// Ends every call (server shutdown): BYE to answered calls, 503 to ringing ones.
+    pub fn hangup_all(&mut self, now: Instant) {
+        let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
+        for h in handles {
+            let ringing = self.calls.get(&h).and_then(|c| {
+                (c.phase == Phase::Incoming)
+                    .then_some(c.invite_tx)
+                    .flatten()
+            });
+            match ringing {
+                Some(tx) => self.reject_invite(now, h, tx, 503),
+                None => self.send_bye(now, h),
+            }
+            self.end_call(h, EndReason::LocalHangup);
+        }
+    }
+
+    fn send_bye(&mut self, now: Instant, h: CallHandle) {
+        let Some(c) = self.calls.get_mut(&h) else {
+            return;
+        };
+        c.local_cseq += 1;
+        let mut bye = Request::new(Method::Bye, c.remote_target.clone());
+        for r in &c.route_set {
+            bye.headers.push(HeaderName::ROUTE, r.clone());
+        }
+        bye.headers.push(HeaderName::MAX_FORWARDS, "70");
+        bye.headers.push(
+            HeaderName::FROM,
+            format!("{};tag={}", c.local_uri, c.local_tag),
+        );
+        bye.headers.push(HeaderName::TO, c.remote_party.clone());
+        bye.headers.push(HeaderName::CALL_ID, c.call_id.clone());
+        bye.headers
+            .push(HeaderName::CSEQ, format!("{} BYE", c.local_cseq));
+        let peer = c.peer.clone();
+        self.send_request(now, bye, peer, None);
+    }
+
+    /// A response to the INVITE carrying the dialog's Contact and Record-Route.
+    fn dialog_response(
+        &self,
+        h: CallHandle,
+        status: u16,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Response {
+        let c = &self.calls[&h];
+        let mut r = build::response(&c.invite, status, Some(&c.local_tag));
+        r.headers
+            .copy_from(&c.invite.headers, &HeaderName::RECORD_ROUTE);
+        r.headers
+            .push(HeaderName::CONTACT, Self::contact_for(&c.peer));
+        r.headers
+            .push(HeaderName::ALLOW, self.cfg.policy.allow_header());
+        r.headers
+            .push(HeaderName::SUPPORTED, self.cfg.policy.supported_header());
+        if let Some((ct, b)) = body {
+            r.headers.push(HeaderName::CONTENT_TYPE, ct);
+            r.body = b;
+        }
+        r
+    }
+
+    fn reject_invite(&mut self, now: Instant, h: CallHandle, tx: u64, status: u16) {
+        let tag = self.calls.get(&h).map(|c| c.local_tag.clone());
+        let Some(req) = self.txs.get(&tx).map(|e| e.tx.request().clone()) else {
+            return;
+        };
+        let r = build::response(&req, status, tag.as_deref());
+        self.respond_tx(now, tx, r);
+    }
+
+    fn start_2xx(&mut self, now: Instant, h: CallHandle, resp: &Response, initial: bool) {
+        let t1 = self.cfg.timers.t1;
+        let mut resp = resp.clone();
+        self.decorate(&mut resp.headers);
+        let cseq =
+            crate::headers::CSeq::parse(resp.headers.get(&HeaderName::CSEQ).unwrap_or_default())
+                .map_or(0, |c| c.seq);
+        if let Some(c) = self.calls.get_mut(&h) {
+            c.pending_2xx = Some(Pending2xx {
+                cseq,
+                bytes: resp.encode(),
+                interval: t1,
+                next: now + t1,
+                give_up: now + 64 * t1,
+                initial,
+            });
+        }
+        self.reschedule_call(h);
+    }
+
+    fn reschedule_call(&mut self, h: CallHandle) {
+        let Some(c) = self.calls.get_mut(&h) else {
+            return;
+        };
+        let next = c.next_deadline();
+        if next != c.scheduled {
+            c.scheduled = next;
+            if let Some(t) = next {
+                self.schedule_call(h, t);
+            }
+        }
+    }
+
+    pub(super) fn call_timeout(&mut self, now: Instant, h: CallHandle, fired: Instant) {
+        let Some(c) = self.calls.get_mut(&h) else {
+            return;
+        };
+        if c.scheduled != Some(fired) {
+            return;
+        }
+        c.scheduled = None;
+        let t2 = self.cfg.timers.t2;
+        let mut no_ack = false;
+        if let Some(p) = c.pending_2xx.as_mut() {
+            if p.give_up <= now {
+                no_ack = p.initial;
+                c.pending_2xx = None;
+            } else if p.next <= now {
+                // Over reliable transports the transport retransmits; only UDP needs this.
+                if !c.response_target.transport.is_reliable() {
+                    self.transmits
+                        .push_back((c.response_target.clone(), p.bytes.clone()));
+                    self.stats.responses_retransmitted += 1;
+                }
+                p.interval = (p.interval * 2).min(t2);
+                p.next = now + p.interval;
+            }
+        }
+        if no_ack {
+            tracing::info!("no ACK for 2xx; ending call");
+            self.send_bye(now, h);
+            self.end_call(h, EndReason::NoAck);
+            return;
+        }
+        self.reschedule_call(h);
+    }
+
+    pub(super) fn end_call(&mut self, h: CallHandle, reason: EndReason) {
+        if let Some(c) = self.calls.remove(&h) {
+            self.dialogs.remove(&(c.call_id, c.local_tag));
+            self.stats.calls_ended += 1;
+            self.events.push_back(Event::Ended { call: h, reason });
+        }
+    }
+
+    /// A response to a request we sent inside a call (BYE after hang-up, for now).
+    pub(super) fn on_call_response(
+        &mut self,
+        _now: Instant,
+        _h: CallHandle,
+        method: &Method,
+        resp: Response,
+    ) {
+        tracing::debug!(%method, status = resp.status, "in-dialog response");
+    }
+
+    pub(super) fn on_call_failure(
+        &mut self,
+        _now: Instant,
+        h: CallHandle,
+        method: &Method,
+        reason: EndReason,
+    ) {
+        tracing::debug!(%method, ?reason, "in-dialog request failed");
+        if *method == Method::Bye {
+            return;
+        }
+        self.end_call(h, reason);
+    }
+}

@@ -1,0 +1,175 @@
+//! Re-INVITE and UPDATE inside an answered call: offers go to the application, answers are
+//! retransmitted until ACK, and overlapping offers are refused per RFC 3261 §14.2.
+
+mod common;
+
+use common::*;
+use phonebridge_sip::{Event, Method};
+
+fn established(h: &mut Harness) -> (phonebridge_sip::CallHandle, String) {
+    h.recv(&invite("c1", "z9hG4bKinv1", 1, SDP));
+    let call = match &h.take_events()[..] {
+        [Event::IncomingCall { call, .. }] => *call,
+        other => panic!("{other:?}"),
+    };
+    h.ep.respond(
+        h.now,
+        call,
+        200,
+        Some(("application/sdp", b"v=0\r\n".to_vec())),
+    )
+    .unwrap();
+    h.drain();
+    let tag = to_tag(&h.sent_starting("SIP/2.0 200").pop().unwrap().1);
+    h.recv(&in_dialog("ACK", "c1", &tag, "z9hG4bKack1", 1, "ACK", ""));
+    h.take_events();
+    h.take_sent();
+    (call, tag)
+}
+
+#[test]
+fn hold_reinvite_is_offered_and_answered() {
+    let mut h = Harness::udp();
+    let (call, tag) = established(&mut h);
+    let hold = SDP.replace(
+        "m=audio 40000 RTP/AVP 0 8\n",
+        "m=audio 40000 RTP/AVP 0 8\na=sendonly\n",
+    );
+    h.recv(&in_dialog(
+        "INVITE",
+        "c1",
+        &tag,
+        "z9hG4bKre1",
+        2,
+        "INVITE",
+        &hold,
+    ));
+    match &h.take_events()[..] {
+        [Event::Offer {
+            call: c,
+            method,
+            body,
+        }] => {
+            assert_eq!(*c, call);
+            assert_eq!(*method, Method::Invite);
+            assert!(String::from_utf8_lossy(body).contains("a=sendonly"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(h.take_sent()[0].starts_with("SIP/2.0 100"));
+    h.ep.answer_offer(
+        h.now,
+        call,
+        200,
+        Some(("application/sdp", b"v=0\r\na=recvonly\r\n".to_vec())),
+    )
+    .unwrap();
+    h.drain();
+    let ok = h.take_sent().pop().unwrap();
+    assert!(ok.starts_with("SIP/2.0 200"));
+    assert_eq!(header(&ok, "CSeq"), Some("2 INVITE"));
+    assert!(ok.contains("a=recvonly"));
+    // The 2xx is retransmitted until the re-INVITE's ACK.
+    h.run_until(1.0);
+    assert_eq!(h.sent_starting("SIP/2.0 200").len(), 1);
+    h.recv(&in_dialog("ACK", "c1", &tag, "z9hG4bKack2", 2, "ACK", ""));
+    h.run_until(10.0);
+    assert_eq!(h.sent_starting("SIP/2.0 200").len(), 1);
+}
+
+#[test]
+fn second_offer_while_first_pending_gets_500_with_retry_after() {
+    let mut h = Harness::udp();
+    let (_call, tag) = established(&mut h);
+    h.recv(&in_dialog(
+        "INVITE",
+        "c1",
+        &tag,
+        "z9hG4bKre1",
+        2,
+        "INVITE",
+        SDP,
+    ));
+    h.take_events();
+    h.take_sent();
+    h.recv(&in_dialog(
+        "UPDATE",
+        "c1",
+        &tag,
+        "z9hG4bKup1",
+        3,
+        "UPDATE",
+        SDP,
+    ));
+    let r = h.take_sent().pop().unwrap();
+    assert!(r.starts_with("SIP/2.0 500"), "{r}");
+    let secs: u32 = header(&r, "Retry-After").unwrap().parse().unwrap();
+    assert!(secs <= 10);
+    assert!(h.take_events().is_empty());
+}
+
+#[test]
+fn update_offer_is_answered_in_its_200() {
+    let mut h = Harness::udp();
+    let (call, tag) = established(&mut h);
+    h.recv(&in_dialog(
+        "UPDATE",
+        "c1",
+        &tag,
+        "z9hG4bKup1",
+        2,
+        "UPDATE",
+        SDP,
+    ));
+    assert!(matches!(
+        h.take_events()[..],
+        [Event::Offer {
+            method: Method::Update,
+            ..
+        }]
+    ));
+    h.ep.answer_offer(
+        h.now,
+        call,
+        200,
+        Some(("application/sdp", b"v=0\r\n".to_vec())),
+    )
+    .unwrap();
+    h.drain();
+    let ok = h.take_sent().pop().unwrap();
+    assert!(ok.starts_with("SIP/2.0 200"));
+    assert_eq!(header(&ok, "CSeq"), Some("2 UPDATE"));
+    assert_eq!(header(&ok, "Content-Type"), Some("application/sdp"));
+}
+
+#[test]
+fn out_of_order_cseq_gets_500() {
+    let mut h = Harness::udp();
+    let (_call, tag) = established(&mut h);
+    h.recv(&in_dialog("INFO", "c1", &tag, "z9hG4bKi1", 1, "INFO", ""));
+    assert!(h.take_sent().pop().unwrap().starts_with("SIP/2.0 500"));
+}
+
+#[test]
+fn info_is_reported_and_answered() {
+    let mut h = Harness::udp();
+    let (call, tag) = established(&mut h);
+    let info = in_dialog("INFO", "c1", &tag, "z9hG4bKi1", 5, "INFO", "").replace(
+        "Content-Length: 0",
+        "Content-Type: application/dtmf-relay\nContent-Length: 24",
+    ) + "Signal=5\r\nDuration=160\r\n";
+    h.recv(&info);
+    assert!(h.take_sent().pop().unwrap().starts_with("SIP/2.0 200"));
+    match &h.take_events()[..] {
+        [Event::Info {
+            call: c,
+            content_type,
+            body,
+        }] => {
+            assert_eq!(*c, call);
+            assert_eq!(content_type.as_deref(), Some("application/dtmf-relay"));
+            assert!(body.starts_with(b"Signal=5"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
