@@ -1,1 +1,181 @@
-fn main() {}
+//! # phonebridge
+//!
+//! The `phonebridge` binary: configuration, logging, and the tokio drivers for every socket
+//! and timer. Protocol logic lives in the sans-IO crates (`phonebridge-sip`, …); this crate
+//! owns I/O, clocks and tasks, and nothing else.
+
+mod config;
+mod echo;
+mod http;
+mod ports;
+mod sip_driver;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use phonebridge_sip::endpoint::GuardConfig;
+use phonebridge_sip::transaction::TimerConfig;
+use phonebridge_sip::{Endpoint, EndpointConfig};
+use tokio::sync::{mpsc, watch};
+
+use config::{Cli, Command, Config};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(a)) => a.or(cli.serve),
+        None => cli.serve,
+    };
+    let cfg = match Config::load(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("phonebridge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log))
+        .with_target(false)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("phonebridge: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("phonebridge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let udp = bind_udp(cfg.sip).with_context(|| format!("cannot bind SIP UDP {}", cfg.sip))?;
+    let sip_addr = udp.local_addr()?;
+    let tcp = tokio::net::TcpListener::bind(sip_addr)
+        .await
+        .with_context(|| format!("cannot bind SIP TCP {sip_addr}"))?;
+    let http = tokio::net::TcpListener::bind(cfg.http)
+        .await
+        .with_context(|| format!("cannot bind HTTP {}", cfg.http))?;
+
+    let ep = Endpoint::new(EndpointConfig {
+        timers: TimerConfig {
+            t1: cfg.t1,
+            t2: cfg.t2,
+            t4: cfg.t4,
+        },
+        guard: GuardConfig {
+            rate: cfg.sip_rate,
+            burst: cfg.sip_burst,
+            trusted: cfg.trusted_sources.clone(),
+            ignore_user_agents: cfg.ignore_user_agents.clone(),
+        },
+        max_calls: cfg.max_calls,
+        seed: rand_seed(),
+        ..EndpointConfig::default()
+    });
+    let echo = echo::Echo::new(ports::PortPool::new(cfg.rtp_ports), sip_addr.ip());
+    let metrics = sip_driver::SharedMetrics::default();
+    let (tx, rx) = mpsc::channel(8192);
+    let next_conn = Arc::new(AtomicU64::new(1));
+    let udp = Arc::new(udp);
+    let driver = sip_driver::Driver::new(
+        ep,
+        echo,
+        udp.clone(),
+        sip_addr,
+        cfg.public_ip,
+        tx.clone(),
+        rx,
+        next_conn.clone(),
+        metrics.clone(),
+    );
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    tokio::spawn(sip_driver::udp_loop(udp, tx.clone()));
+    tokio::spawn(sip_driver::tcp_accept_loop(
+        tcp,
+        tx.clone(),
+        next_conn,
+        cfg.tcp_max_connections,
+    ));
+    let http_addr = http.local_addr()?;
+    let app = http::app(http::AppState { sip: metrics });
+    let mut http_stop = stop_rx.clone();
+    let http_task = tokio::spawn(async move {
+        let _ = axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.changed().await;
+            })
+            .await;
+    });
+    tracing::info!(
+        sip = %sip_addr,
+        http = %http_addr,
+        rtp_ports = %format!("{}-{}", cfg.rtp_ports.0, cfg.rtp_ports.1),
+        "phonebridge listening (SIP UDP+TCP, HTTP)"
+    );
+    tracing::info!(
+        webrtc = %cfg.webrtc,
+        data_dir = %cfg.data_dir.display(),
+        webhook = cfg.webhook.is_some(),
+        "session settings validated; the WebRTC port, REST sessions and webhooks are served by the session server once enabled"
+    );
+    let driver_task = tokio::spawn(driver.run(stop_rx));
+    wait_for_signal().await;
+    tracing::info!("signal received");
+    let _ = stop_tx.send(true);
+    let _ = driver_task.await;
+    let _ = http_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn bind_udp(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+    let s = std::net::UdpSocket::bind(addr)?;
+    s.set_nonblocking(true)?;
+    tokio::net::UdpSocket::from_std(s)
+}
+
+/// A seed for tags and branches that differs per process.
+fn rand_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

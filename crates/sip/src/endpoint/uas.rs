@@ -416,6 +416,11 @@ impl Endpoint {
         Ok(())
     }
 
+    /// The flow a call runs on.
+    pub fn call_peer(&self, h: CallHandle) -> Option<&Peer> {
+        self.calls.get(&h).map(|c| &c.peer)
+    }
+
     /// Ends a call: a BYE when answered, 480 to an INVITE not yet answered.
     pub fn hangup(&mut self, now: Instant, h: CallHandle) -> Result<(), CommandError> {
         let c = self.calls.get(&h).ok_or(CommandError::UnknownCall)?;

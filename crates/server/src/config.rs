@@ -1,0 +1,398 @@
+//! Configuration: command-line flags, `PHONEBRIDGE_*` environment variables and
+//! `phonebridge.toml`, in that order of precedence, validated into one typed [`Config`].
+//! Every error names the key, where its value came from, and what was expected.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use phonebridge_sip::endpoint::Cidr;
+
+/// Telephone access for WebRTC video sessions.
+#[derive(Debug, Parser)]
+#[command(name = "phonebridge", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Run the server (the default command).
+    Serve(ServeArgs),
+}
+
+macro_rules! settings {
+    ($( $field:ident : $flag:literal, $env:literal, $value:literal, $help:literal; )*) => {
+        /// Flags of `phonebridge serve`; each is also a key of `phonebridge.toml` and a
+        /// `PHONEBRIDGE_*` environment variable.
+        #[derive(Debug, Clone, Default, clap::Args)]
+        pub(crate) struct ServeArgs {
+            /// TOML file with the same keys as the flags (default: ./phonebridge.toml if present).
+            #[arg(long, env = "PHONEBRIDGE_CONFIG", value_name = "FILE")]
+            pub(crate) config: Option<PathBuf>,
+            $(
+                #[doc = $help]
+                #[arg(long = $flag, env = $env, value_name = $value)]
+                pub(crate) $field: Option<String>,
+            )*
+        }
+
+        impl ServeArgs {
+            /// (key, value) pairs given on the command line or in the environment.
+            fn given(&self) -> Vec<(&'static str, &str)> {
+                let mut v = Vec::new();
+                $( if let Some(x) = &self.$field { v.push(($flag, x.as_str())); } )*
+                v
+            }
+
+            /// Values given after `serve` win over those given before it.
+            pub(crate) fn or(self, before: ServeArgs) -> ServeArgs {
+                ServeArgs {
+                    config: self.config.or(before.config),
+                    $( $field: self.$field.or(before.$field), )*
+                }
+            }
+
+            fn keys() -> &'static [&'static str] {
+                &[$($flag),*]
+            }
+        }
+    };
+}
+
+settings! {
+    http: "http", "PHONEBRIDGE_HTTP", "ADDR:PORT", "HTTP listen address (REST, WebSocket, metrics) [default: 0.0.0.0:4443]";
+    sip: "sip", "PHONEBRIDGE_SIP", "ADDR:PORT", "SIP UDP and TCP listen address [default: 0.0.0.0:5060]";
+    webrtc: "webrtc", "PHONEBRIDGE_WEBRTC", "ADDR:PORT", "WebRTC UDP port (ICE-lite) [default: 0.0.0.0:50000]";
+    rtp_ports: "rtp-ports", "PHONEBRIDGE_RTP_PORTS", "LO-HI", "Port range for SIP-side RTP/RTCP [default: 20000-29999]";
+    public_ip: "public-ip", "PHONEBRIDGE_PUBLIC_IP", "IP", "Address to advertise in SIP and SDP instead of the local one";
+    data_dir: "data-dir", "PHONEBRIDGE_DATA_DIR", "DIR", "Directory for the SQLite database [default: ./phonebridge-data]";
+    secret: "secret", "PHONEBRIDGE_SECRET", "S", "REST secret (Basic auth OPENVIDUAPP:<secret>) [default: MY_SECRET; OPENVIDU_SECRET is honoured]";
+    webhook: "webhook", "PHONEBRIDGE_WEBHOOK", "URL", "Webhook endpoint [OPENVIDU_WEBHOOK_ENDPOINT is honoured]";
+    trusted_sources: "trusted-sources", "PHONEBRIDGE_TRUSTED_SOURCES", "CIDR,...", "Sources exempt from SIP flood limits [default: 127.0.0.0/8,::1]";
+    max_calls: "max-calls", "PHONEBRIDGE_MAX_CALLS", "N", "Most concurrent SIP calls; more get 503 [default: 1000]";
+    sip_rate: "sip-rate", "PHONEBRIDGE_SIP_RATE", "N", "SIP requests per second allowed from one untrusted source [default: 20]";
+    sip_burst: "sip-burst", "PHONEBRIDGE_SIP_BURST", "N", "Burst of SIP requests allowed above the rate [default: 60]";
+    ignore_user_agents: "ignore-user-agents", "PHONEBRIDGE_IGNORE_USER_AGENTS", "PATTERN,...", "User-Agent substrings whose requests are dropped [default: friendly-scanner,sipvicious,sipcli,sip-scan,pplsip]";
+    sip_t1_ms: "sip-t1-ms", "PHONEBRIDGE_SIP_T1_MS", "MS", "SIP timer T1 in milliseconds [default: 500]";
+    sip_t2_ms: "sip-t2-ms", "PHONEBRIDGE_SIP_T2_MS", "MS", "SIP timer T2 in milliseconds [default: 4000]";
+    sip_t4_ms: "sip-t4-ms", "PHONEBRIDGE_SIP_T4_MS", "MS", "SIP timer T4 in milliseconds [default: 5000]";
+    sip_tcp_max_connections: "sip-tcp-max-connections", "PHONEBRIDGE_SIP_TCP_MAX_CONNECTIONS", "N", "Most open SIP TCP connections [default: 1024]";
+    log: "log", "PHONEBRIDGE_LOG", "FILTER", "Log filter, e.g. info or phonebridge=debug [default: info]";
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) http: SocketAddr,
+    pub(crate) sip: SocketAddr,
+    pub(crate) webrtc: SocketAddr,
+    pub(crate) rtp_ports: (u16, u16),
+    pub(crate) public_ip: Option<IpAddr>,
+    pub(crate) data_dir: PathBuf,
+    // Read by the session REST API (issue 4); validated at start-up already.
+    #[allow(dead_code)]
+    pub(crate) secret: String,
+    pub(crate) webhook: Option<String>,
+    pub(crate) trusted_sources: Vec<Cidr>,
+    pub(crate) max_calls: usize,
+    pub(crate) sip_rate: f64,
+    pub(crate) sip_burst: f64,
+    pub(crate) ignore_user_agents: Vec<String>,
+    pub(crate) t1: Duration,
+    pub(crate) t2: Duration,
+    pub(crate) t4: Duration,
+    pub(crate) tcp_max_connections: usize,
+    pub(crate) log: String,
+}
+
+/// Where a value came from, for error messages.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Flag,
+    File,
+    Env(&'static str),
+    Default,
+}
+
+struct Resolver {
+    values: BTreeMap<&'static str, (String, Source)>,
+    file: Option<PathBuf>,
+}
+
+impl Resolver {
+    fn get(&self, key: &'static str) -> Option<(&str, Source)> {
+        self.values.get(key).map(|(v, s)| (v.as_str(), *s))
+    }
+
+    fn parse<T>(
+        &self,
+        key: &'static str,
+        default: &str,
+        expected: &str,
+        f: impl Fn(&str) -> Option<T>,
+    ) -> anyhow::Result<T> {
+        let (raw, source) = self.get(key).unwrap_or((default, Source::Default));
+        f(raw.trim()).ok_or_else(|| {
+            let from = match source {
+                Source::Flag => format!(
+                    "--{key} or PHONEBRIDGE_{}",
+                    key.replace('-', "_").to_uppercase()
+                ),
+                Source::File => format!(
+                    "key `{key}` in {}",
+                    self.file
+                        .as_ref()
+                        .map_or("the config file".into(), |p| p.display().to_string())
+                ),
+                Source::Env(var) => var.to_owned(),
+                Source::Default => "the built-in default".to_owned(),
+            };
+            anyhow::anyhow!(
+                "invalid value for `{key}` (from {from}): expected {expected}, got '{raw}'"
+            )
+        })
+    }
+}
+
+impl Config {
+    /// Merges flags/env with the config file and validates everything.
+    pub(crate) fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+        let mut values: BTreeMap<&'static str, (String, Source)> = BTreeMap::new();
+        let file = match &args.config {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from("phonebridge.toml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = &file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+            let table: toml::Table = text.parse().map_err(|e| {
+                anyhow::anyhow!("config file {} is not valid TOML: {e}", path.display())
+            })?;
+            for (k, v) in table {
+                let key = ServeArgs::keys()
+                    .iter()
+                    .find(|known| **known == k || known.replace('-', "_") == k)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "unknown key `{k}` in {}; known keys: {}",
+                            path.display(),
+                            ServeArgs::keys().join(", ")
+                        )
+                    })?;
+                let s = match &v {
+                    toml::Value::Array(a) => a.iter().map(scalar).collect::<Option<Vec<_>>>().map(|v| v.join(",")),
+                    v => scalar(v),
+                }
+                .ok_or_else(|| anyhow::anyhow!("invalid value for `{k}` in {}: expected a string, a number or a list of them, got a {}", path.display(), v.type_str()))?;
+                values.insert(key, (s, Source::File));
+            }
+        }
+        // OpenVidu's own variables rank below ours but above the file.
+        for (key, var) in [
+            ("secret", "OPENVIDU_SECRET"),
+            ("webhook", "OPENVIDU_WEBHOOK_ENDPOINT"),
+        ] {
+            if let Ok(v) = std::env::var(var) {
+                values.insert(key, (v, Source::Env(var)));
+            }
+        }
+        for (k, v) in args.given() {
+            values.insert(k, (v.to_owned(), Source::Flag));
+        }
+        let r = Resolver { values, file };
+        let addr = |s: &str| s.parse::<SocketAddr>().ok();
+        let rtp_ports = r.parse(
+            "rtp-ports",
+            "20000-29999",
+            "LO-HI with 1024 <= LO < HI <= 65535",
+            |s| {
+                let (lo, hi) = s.split_once('-')?;
+                let (lo, hi) = (
+                    lo.trim().parse::<u16>().ok()?,
+                    hi.trim().parse::<u16>().ok()?,
+                );
+                (lo >= 1024 && lo < hi).then_some((lo, hi))
+            },
+        )?;
+        let ms = |s: &str| {
+            s.parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0 && *n <= 600_000)
+                .map(Duration::from_millis)
+        };
+        let list = |s: &str| {
+            Some(
+                s.split(',')
+                    .map(|x| x.trim().to_owned())
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let cfg = Config {
+            http: r.parse("http", "0.0.0.0:4443", "ADDR:PORT", addr)?,
+            sip: r.parse("sip", "0.0.0.0:5060", "ADDR:PORT", addr)?,
+            webrtc: r.parse("webrtc", "0.0.0.0:50000", "ADDR:PORT", addr)?,
+            rtp_ports,
+            public_ip: match r.get("public-ip") {
+                None => None,
+                Some(_) => Some(r.parse("public-ip", "", "an IP address", |s| s.parse().ok())?),
+            },
+            data_dir: r.parse("data-dir", "./phonebridge-data", "a directory path", |s| {
+                (!s.is_empty()).then(|| PathBuf::from(s))
+            })?,
+            secret: r.parse("secret", "MY_SECRET", "a non-empty string", |s| {
+                (!s.is_empty()).then(|| s.to_owned())
+            })?,
+            webhook: match r.get("webhook") {
+                None => None,
+                Some(_) => Some(r.parse("webhook", "", "an http:// or https:// URL", |s| {
+                    (s.starts_with("http://") || s.starts_with("https://")).then(|| s.to_owned())
+                })?),
+            },
+            trusted_sources: r.parse(
+                "trusted-sources",
+                "127.0.0.0/8,::1",
+                "a comma-separated list of CIDR blocks",
+                |s| {
+                    s.split(',')
+                        .filter(|x| !x.trim().is_empty())
+                        .map(|x| x.parse::<Cidr>().ok())
+                        .collect()
+                },
+            )?,
+            max_calls: r.parse("max-calls", "1000", "a positive integer", |s| {
+                s.parse().ok().filter(|n| *n > 0)
+            })?,
+            sip_rate: r.parse("sip-rate", "20", "a positive number", |s| {
+                s.parse().ok().filter(|n: &f64| *n > 0.0)
+            })?,
+            sip_burst: r.parse("sip-burst", "60", "a number >= 1", |s| {
+                s.parse().ok().filter(|n: &f64| *n >= 1.0)
+            })?,
+            ignore_user_agents: r.parse(
+                "ignore-user-agents",
+                "friendly-scanner,sipvicious,sipcli,sip-scan,pplsip",
+                "a comma-separated list",
+                list,
+            )?,
+            t1: r.parse("sip-t1-ms", "500", "milliseconds (1-600000)", ms)?,
+            t2: r.parse("sip-t2-ms", "4000", "milliseconds (1-600000)", ms)?,
+            t4: r.parse("sip-t4-ms", "5000", "milliseconds (1-600000)", ms)?,
+            tcp_max_connections: r.parse(
+                "sip-tcp-max-connections",
+                "1024",
+                "a positive integer",
+                |s| s.parse().ok().filter(|n| *n > 0),
+            )?,
+            log: r.parse("log", "info", "a tracing filter", |s| {
+                tracing_subscriber::EnvFilter::try_new(s)
+                    .ok()
+                    .map(|_| s.to_owned())
+            })?,
+        };
+        if cfg.t2 < cfg.t1 {
+            anyhow::bail!(
+                "invalid value for `sip-t2-ms`: T2 ({} ms) must not be below T1 ({} ms)",
+                cfg.t2.as_millis(),
+                cfg.t1.as_millis()
+            );
+        }
+        Ok(cfg)
+    }
+}
+
+/// A TOML string or number as text.
+fn scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> ServeArgs {
+        let mut all = vec!["phonebridge"];
+        all.extend_from_slice(list);
+        Cli::try_parse_from(all).unwrap().serve
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let c = Config::load(&args(&["--config", "/dev/null"])).unwrap();
+        assert_eq!(c.http.to_string(), "0.0.0.0:4443");
+        assert_eq!(c.sip.to_string(), "0.0.0.0:5060");
+        assert_eq!(c.webrtc.to_string(), "0.0.0.0:50000");
+        assert_eq!(c.rtp_ports, (20000, 29999));
+        assert_eq!(c.data_dir, PathBuf::from("./phonebridge-data"));
+        assert_eq!(c.trusted_sources.len(), 2);
+    }
+
+    #[test]
+    fn bad_flag_value_names_the_key() {
+        let e = Config::load(&args(&["--config", "/dev/null", "--sip", "nonsense"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`sip`") && e.contains("--sip") && e.contains("nonsense"),
+            "{e}"
+        );
+        let e = Config::load(&args(&[
+            "--config",
+            "/dev/null",
+            "--rtp-ports",
+            "30000-20000",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`rtp-ports`"), "{e}");
+    }
+
+    #[test]
+    fn file_values_apply_and_errors_name_file_keys() {
+        let dir = std::env::temp_dir().join(format!("pb-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("phonebridge.toml");
+        std::fs::write(
+            &f,
+            "sip = \"127.0.0.1:5070\"\nmax_calls = 7\ntrusted-sources = [\"10.0.0.0/8\"]\n",
+        )
+        .unwrap();
+        let c = Config::load(&args(&["--config", f.to_str().unwrap()])).unwrap();
+        assert_eq!(c.sip.port(), 5070);
+        assert_eq!(c.max_calls, 7);
+        assert_eq!(c.trusted_sources.len(), 1);
+        // Flags beat the file.
+        let c = Config::load(&args(&[
+            "--config",
+            f.to_str().unwrap(),
+            "--sip",
+            "127.0.0.1:5080",
+        ]))
+        .unwrap();
+        assert_eq!(c.sip.port(), 5080);
+        std::fs::write(&f, "max-calls = \"many\"\n").unwrap();
+        let e = Config::load(&args(&["--config", f.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`max-calls`") && e.contains("phonebridge.toml"),
+            "{e}"
+        );
+        std::fs::write(&f, "colour = \"blue\"\n").unwrap();
+        let e = Config::load(&args(&["--config", f.to_str().unwrap()]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key `colour`"), "{e}");
+    }
+}

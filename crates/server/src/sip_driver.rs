@@ -1,0 +1,482 @@
+//! The tokio shell around the SIP [`Endpoint`]: one task owns the endpoint and the echo user;
+//! socket tasks feed it received bytes; it sends what the endpoint asks for and sleeps until
+//! the endpoint's next deadline.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use phonebridge_sip::endpoint::Stats;
+use phonebridge_sip::{
+    ConnId, Endpoint, Frame, Limits, Message, ParseError, Peer, StreamFramer, TransportKind,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+
+use crate::echo::Echo;
+
+/// Reads the clock: the shell is the only place that does.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn now() -> Instant {
+    Instant::now()
+}
+
+/// What socket tasks tell the driver.
+pub(crate) enum Input {
+    Datagram {
+        from: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    Stream {
+        conn: ConnId,
+        parsed: Box<Result<Message, ParseError>>,
+    },
+    ConnOpened {
+        conn: ConnId,
+        remote: SocketAddr,
+        local: SocketAddr,
+        writer: mpsc::Sender<Vec<u8>>,
+    },
+    ConnClosed {
+        conn: ConnId,
+    },
+    ConnectFailed {
+        transport: TransportKind,
+        remote: SocketAddr,
+    },
+}
+
+/// Figures the driver publishes for `/metrics`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SipMetrics {
+    pub(crate) stats: Stats,
+    pub(crate) active_calls: usize,
+    pub(crate) active_transactions: usize,
+    pub(crate) tcp_connections: usize,
+    pub(crate) echo_calls: usize,
+}
+
+pub(crate) type SharedMetrics = Arc<Mutex<SipMetrics>>;
+
+struct Conn {
+    remote: SocketAddr,
+    local: SocketAddr,
+    writer: mpsc::Sender<Vec<u8>>,
+}
+
+pub(crate) struct Driver {
+    ep: Endpoint,
+    echo: Echo,
+    udp: Arc<UdpSocket>,
+    sip_addr: SocketAddr,
+    public_ip: Option<IpAddr>,
+    local_ips: HashMap<IpAddr, IpAddr>,
+    conns: HashMap<ConnId, Conn>,
+    by_remote: HashMap<SocketAddr, ConnId>,
+    tx: mpsc::Sender<Input>,
+    rx: mpsc::Receiver<Input>,
+    next_conn: Arc<AtomicU64>,
+    metrics: SharedMetrics,
+}
+
+impl Driver {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        ep: Endpoint,
+        echo: Echo,
+        udp: Arc<UdpSocket>,
+        sip_addr: SocketAddr,
+        public_ip: Option<IpAddr>,
+        tx: mpsc::Sender<Input>,
+        rx: mpsc::Receiver<Input>,
+        next_conn: Arc<AtomicU64>,
+        metrics: SharedMetrics,
+    ) -> Self {
+        Driver {
+            ep,
+            echo,
+            udp,
+            sip_addr,
+            public_ip,
+            local_ips: HashMap::new(),
+            conns: HashMap::new(),
+            by_remote: HashMap::new(),
+            tx,
+            rx,
+            next_conn,
+            metrics,
+        }
+    }
+
+    /// Our address as `remote` should see it: the public IP if configured, else the bound
+    /// address, else the local address the kernel routes towards `remote` from.
+    fn local_ip_for(&mut self, remote: IpAddr) -> IpAddr {
+        if let Some(ip) = self.public_ip {
+            return ip;
+        }
+        if !self.sip_addr.ip().is_unspecified() {
+            return self.sip_addr.ip();
+        }
+        *self.local_ips.entry(remote).or_insert_with(|| {
+            let any: SocketAddr = if remote.is_ipv4() {
+                "0.0.0.0:0"
+                    .parse()
+                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
+            } else {
+                SocketAddr::from(([0u16; 8], 0))
+            };
+            std::net::UdpSocket::bind(any)
+                .and_then(|s| {
+                    s.connect(SocketAddr::new(remote, 9))?;
+                    s.local_addr()
+                })
+                .map(|a| a.ip())
+                .unwrap_or(remote)
+        })
+    }
+
+    fn udp_peer(&mut self, from: SocketAddr) -> Peer {
+        let ip = self.local_ip_for(from.ip());
+        Peer {
+            transport: TransportKind::Udp,
+            remote: from,
+            local: SocketAddr::new(ip, self.sip_addr.port()),
+            conn: None,
+        }
+    }
+
+    /// Runs until `shutdown` flips, then ends every call and drains their BYEs (at most 3 s).
+    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut stopping: Option<Instant> = None;
+        loop {
+            let deadline = self.ep.poll_timeout();
+            let sleep_until = deadline
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                input = self.rx.recv() => {
+                    let Some(input) = input else { break };
+                    self.handle(input);
+                    // Take whatever else is queued before draining, to batch sends.
+                    for _ in 0..64 {
+                        match self.rx.try_recv() {
+                            Ok(i) => self.handle(i),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(sleep_until) => self.ep.handle_timeout(now()),
+                _ = shutdown.changed(), if stopping.is_none() => {
+                    tracing::info!(calls = self.ep.active_calls(), "shutting down: ending calls");
+                    self.ep.hangup_all(now());
+                    stopping = Some(now());
+                }
+            }
+            self.flush().await;
+            if let Some(t) = stopping {
+                let bye_pending = self.ep.active_transactions() > 0;
+                if !bye_pending || now() - t > Duration::from_secs(3) {
+                    break;
+                }
+            }
+        }
+        self.publish();
+    }
+
+    fn handle(&mut self, input: Input) {
+        let now = now();
+        match input {
+            Input::Datagram { from, bytes } => {
+                let peer = self.udp_peer(from);
+                self.ep.handle_datagram(now, peer, &bytes);
+            }
+            Input::Stream { conn, parsed } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                let local_ip = self.public_ip.unwrap_or(c.local.ip());
+                let peer = Peer {
+                    transport: TransportKind::Tcp,
+                    remote: c.remote,
+                    local: SocketAddr::new(local_ip, self.sip_addr.port()),
+                    conn: Some(conn),
+                };
+                self.ep.handle_stream_message(now, peer, *parsed);
+            }
+            Input::ConnOpened {
+                conn,
+                remote,
+                local,
+                writer,
+            } => {
+                self.by_remote.insert(remote, conn);
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        remote,
+                        local,
+                        writer,
+                    },
+                );
+            }
+            Input::ConnClosed { conn } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    if self.by_remote.get(&c.remote) == Some(&conn) {
+                        self.by_remote.remove(&c.remote);
+                    }
+                }
+            }
+            Input::ConnectFailed { transport, remote } => {
+                let peer = Peer {
+                    transport,
+                    remote,
+                    local: self.sip_addr,
+                    conn: None,
+                };
+                self.ep.handle_transport_error(now, &peer);
+            }
+        }
+    }
+
+    /// Sends what the endpoint queued and gives its events to the application.
+    async fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some((peer, bytes)) = self.ep.poll_transmit() {
+                progressed = true;
+                self.send(peer, bytes).await;
+            }
+            while let Some(ev) = self.ep.poll_event() {
+                progressed = true;
+                self.echo.on_event(&mut self.ep, now(), &ev);
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.publish();
+    }
+
+    async fn send(&mut self, peer: Peer, bytes: Vec<u8>) {
+        match peer.transport {
+            TransportKind::Udp => {
+                if let Err(e) = self.udp.send_to(&bytes, peer.remote).await {
+                    tracing::debug!(error = %e, "udp send failed");
+                }
+            }
+            TransportKind::Tcp | TransportKind::Tls => {
+                let conn = peer
+                    .conn
+                    .filter(|c| self.conns.contains_key(c))
+                    .or_else(|| self.by_remote.get(&peer.remote).copied());
+                if let Some(c) = conn.and_then(|c| self.conns.get(&c)) {
+                    if c.writer.try_send(bytes).is_err() {
+                        tracing::debug!("tcp connection backlogged or closed; dropping message");
+                    }
+                    return;
+                }
+                // No connection to the peer: open one (RFC 3261 §18.2.2 fallback).
+                let tx = self.tx.clone();
+                let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+                tokio::spawn(async move {
+                    match tokio::time::timeout(
+                        Duration::from_secs(5),
+                        TcpStream::connect(peer.remote),
+                    )
+                    .await
+                    {
+                        Ok(Ok(stream)) => {
+                            run_conn(stream, id, tx, Some(bytes), Limits::default()).await
+                        }
+                        _ => {
+                            let _ = tx
+                                .send(Input::ConnectFailed {
+                                    transport: peer.transport,
+                                    remote: peer.remote,
+                                })
+                                .await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    fn publish(&self) {
+        if let Ok(mut m) = self.metrics.lock() {
+            m.stats = self.ep.stats();
+            m.active_calls = self.ep.active_calls();
+            m.active_transactions = self.ep.active_transactions();
+            m.tcp_connections = self.conns.len();
+            m.echo_calls = self.echo.active();
+        }
+    }
+}
+
+/// Receives UDP datagrams and hands them to the driver.
+pub(crate) async fn udp_loop(sock: Arc<UdpSocket>, tx: mpsc::Sender<Input>) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match sock.recv_from(&mut buf).await {
+            Ok((n, from)) => {
+                if tx
+                    .send(Input::Datagram {
+                        from,
+                        bytes: buf[..n].to_vec(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            // ICMP port-unreachable surfaces here on some systems; keep serving.
+            Err(e) => tracing::trace!(error = %e, "udp recv"),
+        }
+    }
+}
+
+/// Accepts SIP TCP connections, within a total and a per-source bound.
+pub(crate) async fn tcp_accept_loop(
+    listener: TcpListener,
+    tx: mpsc::Sender<Input>,
+    next_conn: Arc<AtomicU64>,
+    max: usize,
+) {
+    let open = Arc::new(AtomicUsize::new(0));
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    const PER_SOURCE: usize = 64;
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "tcp accept");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let from_ip = {
+            let mut m = per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(remote.ip()).or_default();
+            if open.load(Ordering::Relaxed) >= max || *n >= PER_SOURCE {
+                tracing::debug!(%remote, "refusing SIP TCP connection: limit reached");
+                continue;
+            }
+            *n += 1;
+            remote.ip()
+        };
+        open.fetch_add(1, Ordering::Relaxed);
+        let id = ConnId(next_conn.fetch_add(1, Ordering::Relaxed));
+        let (tx, open, per_ip) = (tx.clone(), open.clone(), per_ip.clone());
+        tokio::spawn(async move {
+            run_conn(stream, id, tx, None, Limits::default()).await;
+            open.fetch_sub(1, Ordering::Relaxed);
+            let mut m = per_ip.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = m.get_mut(&from_ip) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&from_ip);
+                }
+            }
+        });
+    }
+}
+
+/// How long a connection may sit with an incomplete message, and with nothing at all.
+const PARTIAL_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Serves one TCP connection: frames messages to the driver, writes what the driver sends.
+async fn run_conn(
+    stream: TcpStream,
+    id: ConnId,
+    tx: mpsc::Sender<Input>,
+    first: Option<Vec<u8>>,
+    limits: Limits,
+) {
+    let _ = stream.set_nodelay(true);
+    let (Ok(remote), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+        return;
+    };
+    let (mut rd, mut wr) = stream.into_split();
+    let (wtx, mut wrx) = mpsc::channel::<Vec<u8>>(256);
+    if tx
+        .send(Input::ConnOpened {
+            conn: id,
+            remote,
+            local,
+            writer: wtx.clone(),
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if let Some(b) = first {
+        let _ = wtx.send(b).await;
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(b) = wrx.recv().await {
+            if wr.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut framer = StreamFramer::new(limits);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let wait = if framer.buffered() > 0 {
+            PARTIAL_MESSAGE_TIMEOUT
+        } else {
+            IDLE_TIMEOUT
+        };
+        let n = match tokio::time::timeout(wait, rd.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => n,
+        };
+        framer.push(&buf[..n]);
+        let mut fatal = false;
+        loop {
+            match framer.next_frame() {
+                Ok(None) => break,
+                Ok(Some(Frame::Ping)) => {
+                    let _ = wtx.try_send(b"\r\n".to_vec());
+                }
+                Ok(Some(Frame::Message(m))) => {
+                    if tx
+                        .send(Input::Stream {
+                            conn: id,
+                            parsed: m,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        fatal = true;
+                        break;
+                    }
+                }
+                Err(e) => {
+                    // Answer if we can, then close: the stream cannot be resynchronised.
+                    let _ = tx
+                        .send(Input::Stream {
+                            conn: id,
+                            parsed: Box::new(Err(e.0)),
+                        })
+                        .await;
+                    fatal = true;
+                    break;
+                }
+            }
+        }
+        if fatal {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            break;
+        }
+    }
+    let _ = tx.send(Input::ConnClosed { conn: id }).await;
+    drop(wtx);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+}
