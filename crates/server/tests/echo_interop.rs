@@ -1,0 +1,255 @@
+//! The echo user against real SIP peers (SIPp, baresip) and the binary's start-up and
+//! shutdown behaviour, all on loopback.
+
+mod support;
+
+use std::net::UdpSocket;
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+#[test]
+fn goertzel_tells_tones_apart() {
+    let dir = scratch_dir("goertzel");
+    let p = dir.join("t.wav");
+    write_tone_wav(&p, 8000, 700.0, 1.0, 0.5);
+    let (rate, s) = read_wav(&p);
+    assert_eq!(rate, 8000);
+    assert!(tone_windows(&s, rate, 700.0).iter().all(|x| *x));
+    assert!(tone_windows(&s, rate, 1000.0).iter().all(|x| !*x));
+    assert!(tone_windows(&[0i16; 8000], rate, 700.0).iter().all(|x| !*x));
+}
+
+#[test]
+fn sipp_uac_calls_echo_over_udp() {
+    let server = Server::start(&[]);
+    let dir = scratch_dir("uac-udp");
+    let target = server.sip.to_string();
+    let s = sipp(
+        &dir,
+        &[
+            "-sn",
+            "uac",
+            "-s",
+            "echo",
+            &target,
+            "-m",
+            "200",
+            "-r",
+            "100",
+            "-l",
+            "50",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+        ],
+    );
+    assert_eq!((s.successful, s.failed), (200, 0), "{s:?}");
+    assert!(s.status.success());
+    assert_eq!(server.metric("phonebridge_sip_active_calls"), 0.0);
+    assert_eq!(server.metric("phonebridge_sip_calls_ended_total"), 200.0);
+}
+
+#[test]
+fn sipp_uac_calls_echo_over_tcp() {
+    let server = Server::start(&[]);
+    let dir = scratch_dir("uac-tcp");
+    let target = server.sip.to_string();
+    let s = sipp(
+        &dir,
+        &[
+            "-sn",
+            "uac",
+            "-s",
+            "echo",
+            &target,
+            "-t",
+            "t1",
+            "-m",
+            "50",
+            "-r",
+            "50",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+        ],
+    );
+    assert_eq!((s.successful, s.failed), (50, 0), "{s:?}");
+}
+
+#[test]
+fn unknown_users_are_refused() {
+    let server = Server::start(&[]);
+    let dir = scratch_dir("uac-404");
+    let target = server.sip.to_string();
+    // SIPp's uac expects a 200; every call to a user that does not exist must fail.
+    let s = sipp(
+        &dir,
+        &[
+            "-sn",
+            "uac",
+            "-s",
+            "nobody",
+            &target,
+            "-m",
+            "5",
+            "-r",
+            "10",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+        ],
+    );
+    assert_eq!((s.successful, s.failed), (0, 5), "{s:?}");
+    let errors = std::fs::read_to_string(dir.join("errors.log")).unwrap_or_default();
+    assert!(errors.contains("404"), "{errors}");
+}
+
+#[test]
+fn baresip_hears_its_tone_back() {
+    let server = Server::start(&[]);
+    let dir = scratch_dir("baresip");
+    let conf = dir.join("conf");
+    let snd = dir.join("snd");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::create_dir_all(&snd).unwrap();
+    let tone = dir.join("tone.wav");
+    write_tone_wav(&tone, 8000, 700.0, 10.0, 0.5);
+    let (lo, hi) = port_range(100);
+    std::fs::write(
+        conf.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{lo}\naudio_source aufile,{}\naudio_player aufile,/dev/null\naudio_alert aufile,/dev/null\naudio_srate 8000\naudio_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {}\nrtp_ports {}-{hi}\n",
+            tone.display(),
+            snd.display(),
+            lo + 2
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("accounts"),
+        "<sip:tester@127.0.0.1>;regint=0;audio_codecs=PCMU\n",
+    )
+    .unwrap();
+    let out = Command::new("baresip")
+        .arg("-f")
+        .arg(&conf)
+        .args(["-e", &format!("/dial sip:echo@{}", server.sip), "-t", "6"])
+        .output()
+        .expect("baresip (Debian package baresip-core) must be installed: run the README's test command");
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("Call established"), "{log}");
+    let dec = std::fs::read_dir(&snd)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .expect("baresip recorded what it received");
+    let (rate, samples) = read_wav(&dec);
+    let windows = tone_windows(&samples, rate, 700.0);
+    let heard = windows.iter().filter(|w| **w).count();
+    assert!(
+        windows.len() >= 200,
+        "only {} windows recorded",
+        windows.len()
+    );
+    // After the first half second, the echo carries the tone without gaps.
+    let settled = &windows[25..windows.len() - 5];
+    let longest_gap = settled.split(|w| *w).map(|g| g.len()).max().unwrap_or(0);
+    assert!(
+        heard * 10 >= windows.len() * 9,
+        "700 Hz heard in {heard} of {} windows",
+        windows.len()
+    );
+    assert!(
+        longest_gap <= 2,
+        "gap of {longest_gap} windows in the echoed tone"
+    );
+    let other = tone_windows(&samples, rate, 1100.0)
+        .iter()
+        .filter(|w| **w)
+        .count();
+    assert_eq!(other, 0, "a tone nobody sent");
+}
+
+fn recv_until(sock: &UdpSocket, start: &str) -> String {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, _) = sock
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("waiting for {start}: {e}"));
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if m.starts_with(start) {
+            return m;
+        }
+    }
+}
+
+fn header<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim())
+        })
+        .unwrap_or_else(|| panic!("no {name} in {msg}"))
+}
+
+#[test]
+fn sigterm_ends_calls_with_bye_then_exits() {
+    let mut server = Server::start(&[]);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let me = sock.local_addr().unwrap();
+    let sdp = format!("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\n", me.port() + 2);
+    let invite = format!(
+        "INVITE sip:echo@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKterm1;rport\r\nMax-Forwards: 70\r\nFrom: <sip:t@{me}>;tag=t1\r\nTo: <sip:echo@{sip}>\r\nCall-ID: term-1\r\nCSeq: 1 INVITE\r\nContact: <sip:t@{me}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len(),
+        sip = server.sip
+    );
+    sock.send_to(invite.as_bytes(), server.sip).unwrap();
+    let ok = recv_until(&sock, "SIP/2.0 200");
+    let to = header(&ok, "To").to_owned();
+    let ack = format!(
+        "ACK sip:phonebridge@{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKterm2;rport\r\nMax-Forwards: 70\r\nFrom: <sip:t@{me}>;tag=t1\r\nTo: {to}\r\nCall-ID: term-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        sip = server.sip
+    );
+    sock.send_to(ack.as_bytes(), server.sip).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(server.metric("phonebridge_sip_active_calls"), 1.0);
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status();
+    let bye = recv_until(&sock, "BYE ");
+    assert_eq!(header(&bye, "Call-ID"), "term-1");
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        ok.push_str(&format!("{h}: {}\r\n", header(&bye, h)));
+    }
+    ok.push_str("Content-Length: 0\r\n\r\n");
+    sock.send_to(ok.as_bytes(), server.sip).unwrap();
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn bad_config_value_stops_start_up_naming_the_key() {
+    let out = Command::new(env!("CARGO_BIN_EXE_phonebridge"))
+        .args(["--config", "/dev/null", "--rtp-ports", "9-3"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`rtp-ports`") && err.contains("9-3"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_phonebridge"))
+        .args(["--config", "/dev/null"])
+        .env("PHONEBRIDGE_SIP", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`sip`"));
+}

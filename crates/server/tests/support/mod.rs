@@ -1,0 +1,271 @@
+//! Black-box test support: the real `phonebridge` binary on loopback, real peers, and
+//! audio checked by tone detection.
+#![allow(dead_code, unreachable_pub, clippy::disallowed_methods)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::{Duration, Instant};
+
+/// Disjoint RTP port ranges for servers and peers started by tests running in parallel.
+static NEXT_PORTS: AtomicU16 = AtomicU16::new(40000);
+
+pub fn port_range(size: u16) -> (u16, u16) {
+    let lo = NEXT_PORTS.fetch_add(size, Ordering::Relaxed);
+    (lo, lo + size - 1)
+}
+
+pub struct Server {
+    child: Child,
+    pub sip: SocketAddr,
+    pub http: SocketAddr,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Server {
+        let (lo, hi) = port_range(400);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_phonebridge"));
+        cmd.args([
+            "--config",
+            "/dev/null",
+            "--sip",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .args(["--rtp-ports", &format!("{lo}-{hi}"), "--log", "info"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start phonebridge");
+        let stdout = child.stdout.take().expect("stdout");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("listening") {
+                    let _ = tx.send(line.clone());
+                }
+                log2.lock().unwrap().push(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("phonebridge did not report listening");
+        let field = |name: &str| -> SocketAddr {
+            let start = line.find(&format!("{name}=")).expect(name) + name.len() + 1;
+            line[start..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        Server {
+            sip: field("sip"),
+            http: field("http"),
+            child,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "phonebridge did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn metrics(&self) -> String {
+        http_get(self.http, "/metrics")
+    }
+
+    pub fn metric(&self, name: &str) -> f64 {
+        let m = self.metrics();
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("metric {name} missing"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET over loopback.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("phonebridge-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Outcome of a SIPp run, from its `-trace_stat` CSV.
+#[derive(Debug)]
+pub struct SippStats {
+    pub successful: u64,
+    pub failed: u64,
+    pub status: std::process::ExitStatus,
+}
+
+/// Runs `sipp` with `args` plus statistics options; fails the test if sipp is missing.
+pub fn sipp(dir: &Path, args: &[&str]) -> SippStats {
+    let stf = dir.join("stats.csv");
+    let status = Command::new("sipp")
+        .current_dir(dir)
+        .args(args)
+        .args(["-nostdin", "-timeout", "120s", "-trace_stat", "-stf"])
+        .arg(&stf)
+        .args(["-fd", "1", "-trace_err", "-error_file"])
+        .arg(dir.join("errors.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect(
+            "sipp (Debian package sip-tester) must be installed: run the README's test command",
+        );
+    let csv = std::fs::read_to_string(&stf).expect("sipp statistics file");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(';').collect();
+    let last: Vec<&str> = lines.last().unwrap().split(';').collect();
+    let col = |name: &str| -> u64 {
+        let i = header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("column {name}"));
+        last[i].parse().unwrap()
+    };
+    SippStats {
+        successful: col("SuccessfulCall(C)"),
+        failed: col("FailedCall(C)"),
+        status,
+    }
+}
+
+/// 16-bit mono PCM samples and rate from a WAV file (the canonical 44-byte header or any
+/// RIFF layout with a `fmt ` and a `data` chunk).
+pub fn read_wav(path: &Path) -> (u32, Vec<i16>) {
+    let b = std::fs::read(path).unwrap();
+    assert_eq!(&b[..4], b"RIFF", "{} is not a WAV file", path.display());
+    let mut i = 12;
+    let mut rate = 0;
+    let mut channels = 1;
+    while i + 8 <= b.len() {
+        let id = &b[i..i + 4];
+        let len = u32::from_le_bytes(b[i + 4..i + 8].try_into().unwrap()) as usize;
+        let body = &b[i + 8..(i + 8 + len).min(b.len())];
+        if id == b"fmt " {
+            channels = u16::from_le_bytes(body[2..4].try_into().unwrap()) as usize;
+            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
+        } else if id == b"data" {
+            let samples: Vec<i16> = body
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            return (rate, samples.into_iter().step_by(channels).collect());
+        }
+        i += 8 + len + len % 2;
+    }
+    (rate, Vec::new())
+}
+
+/// Writes a mono 16-bit WAV of a sine at `freq` Hz.
+pub fn write_tone_wav(path: &Path, rate: u32, freq: f64, secs: f64, amplitude: f64) {
+    let n = (rate as f64 * secs) as usize;
+    let mut data = Vec::with_capacity(n * 2);
+    for i in 0..n {
+        let v = (amplitude
+            * 32767.0
+            * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin())
+            as i16;
+        data.extend_from_slice(&v.to_le_bytes());
+    }
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&rate.to_le_bytes());
+    w.extend_from_slice(&(rate * 2).to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    w.extend_from_slice(&data);
+    std::fs::write(path, w).unwrap();
+}
+
+/// Fraction of the window's energy at `freq` (Goertzel), 0..=1.
+pub fn tone_share(window: &[i16], rate: u32, freq: f64) -> f64 {
+    let n = window.len() as f64;
+    let k = (0.5 + n * freq / rate as f64).floor();
+    let w = 2.0 * std::f64::consts::PI * k / n;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    let mut energy = 0.0;
+    for &x in window {
+        let x = x as f64;
+        energy += x * x;
+        let s0 = x + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    if energy == 0.0 {
+        return 0.0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    (2.0 * power / n / energy).min(1.0)
+}
+
+/// Per 20 ms window: is `freq` the dominant content (and the window not silent)?
+pub fn tone_windows(samples: &[i16], rate: u32, freq: f64) -> Vec<bool> {
+    let win = (rate / 50) as usize;
+    samples
+        .chunks_exact(win)
+        .map(|w| {
+            let rms = (w.iter().map(|&x| (x as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+            rms > 300.0 && tone_share(w, rate, freq) > 0.6
+        })
+        .collect()
+}
