@@ -11,6 +11,8 @@
 
 pub mod endpoint;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod header;
 pub mod headers;
 pub mod message;
