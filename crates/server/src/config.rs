@@ -23,7 +23,62 @@ pub(crate) struct Cli {
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// Run the server (the default command).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Place one call and report each step (checks an outbound trunk or SIP peer).
+    Call(Box<CallArgs>),
+}
+
+/// Options of `phonebridge call`.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CallArgs {
+    /// The SIP URI to call, e.g. sip:+15550100@trunk.example.com
+    pub(crate) uri: String,
+    /// Where to send the INVITE (default: the URI's host and port).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) proxy: Option<String>,
+    /// Transport to the first hop.
+    #[arg(long, value_enum, default_value = "udp")]
+    pub(crate) transport: CallTransport,
+    /// Our From URI (default: sip:phonebridge@<local address>).
+    #[arg(long, value_name = "URI")]
+    pub(crate) from: Option<String>,
+    /// Username for digest challenges.
+    #[arg(long, env = "PHONEBRIDGE_CALL_USERNAME")]
+    pub(crate) username: Option<String>,
+    /// Password for digest challenges.
+    #[arg(long, env = "PHONEBRIDGE_CALL_PASSWORD", hide_env_values = true)]
+    pub(crate) password: Option<String>,
+    /// Seconds to stay on the call after the answer.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) hold: f64,
+    /// Seconds to wait for an answer before cancelling.
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) ring_timeout: f64,
+    /// Local SIP address to use.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:0")]
+    pub(crate) bind: SocketAddr,
+    /// Local RTP port range.
+    #[arg(long, value_name = "LO-HI", default_value = "20000-29999")]
+    pub(crate) rtp_ports: String,
+    /// Address to advertise instead of the local one.
+    #[arg(long, value_name = "IP")]
+    pub(crate) public_ip: Option<IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CallTransport {
+    Udp,
+    Tcp,
+}
+
+/// Parses `LO-HI` (shared by `serve` and `call`).
+pub(crate) fn parse_port_range(s: &str) -> Option<(u16, u16)> {
+    let (lo, hi) = s.split_once('-')?;
+    let (lo, hi) = (
+        lo.trim().parse::<u16>().ok()?,
+        hi.trim().parse::<u16>().ok()?,
+    );
+    (lo >= 1024 && lo < hi).then_some((lo, hi))
 }
 
 macro_rules! settings {

@@ -150,13 +150,14 @@ impl Echo {
             calls: HashMap::new(),
         }
     }
+}
 
-    pub(crate) fn active(&self) -> usize {
+impl crate::sip_driver::App for Echo {
+    fn active(&self) -> usize {
         self.calls.len()
     }
 
-    /// Handles one endpoint event; returns true when it concerned an echo call.
-    pub(crate) fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: &Event) {
+    fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: &Event) {
         match ev {
             Event::IncomingCall {
                 call,
@@ -200,7 +201,7 @@ impl Echo {
                     },
                     None => self::offer(ip, port, version),
                 };
-                let reflector = match spawn_reflector(rtp, rtcp) {
+                let reflector = match spawn_reflector(rtp, rtcp, None) {
                     Ok(h) => h,
                     Err(e) => {
                         tracing::warn!(error = %e, "echo: cannot start RTP reflector");
@@ -267,19 +268,24 @@ impl Echo {
                     tracing::info!(?reason, "echo call ended");
                 }
             }
-            Event::Confirmed { .. } | Event::Info { .. } => {}
+            Event::Confirmed { .. }
+            | Event::Info { .. }
+            | Event::Progress { .. }
+            | Event::Answered { .. } => {}
         }
     }
 }
 
-fn ep_local_ip(ep: &Endpoint, call: CallHandle) -> Option<IpAddr> {
+pub(crate) fn ep_local_ip(ep: &Endpoint, call: CallHandle) -> Option<IpAddr> {
     ep.call_peer(call).map(|p| p.local.ip())
 }
 
-/// Sends each RTP packet back to its source (symmetric RTP); drains RTCP.
-fn spawn_reflector(
+/// Sends each RTP packet back to its source (symmetric RTP), counting them in `received`;
+/// drains RTCP.
+pub(crate) fn spawn_reflector(
     rtp: std::net::UdpSocket,
     rtcp: std::net::UdpSocket,
+    received: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 ) -> std::io::Result<JoinHandle<()>> {
     rtp.set_nonblocking(true)?;
     rtcp.set_nonblocking(true)?;
@@ -291,7 +297,12 @@ fn spawn_reflector(
         loop {
             tokio::select! {
                 r = rtp.recv_from(&mut buf) => match r {
-                    Ok((n, src)) => { let _ = rtp.send_to(&buf[..n], src).await; }
+                    Ok((n, src)) => {
+                        if let Some(c) = &received {
+                            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        let _ = rtp.send_to(&buf[..n], src).await;
+                    }
                     Err(e) => tracing::trace!(error = %e, "echo rtp recv"),
                 },
                 r = rtcp.recv_from(&mut cbuf) => if let Err(e) = r { tracing::trace!(error = %e, "echo rtcp recv") },

@@ -5,6 +5,7 @@
 //! owns I/O, clocks and tasks, and nothing else.
 
 mod config;
+mod dial;
 mod echo;
 mod http;
 mod ports;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(a)) => a.or(cli.serve),
+        Some(Command::Call(c)) => return call(*c),
         None => cli.serve,
     };
     let cfg = match Config::load(&args) {
@@ -58,6 +60,128 @@ fn main() -> ExitCode {
             tracing::error!("{e:#}");
             eprintln!("phonebridge: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `phonebridge call`: exit 0 when the call was answered, 1 when it failed, 2 for bad options.
+fn call(args: config::CallArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            std::env::var("PHONEBRIDGE_LOG").unwrap_or_else(|_| "warn".into()),
+        ))
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("phonebridge: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(place_call(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("phonebridge call: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
+    use phonebridge_sip::{Peer, TransportKind, Uri};
+    let uri =
+        Uri::parse(&args.uri).map_err(|e| anyhow::anyhow!("invalid URI '{}': {e}", args.uri))?;
+    let sip = uri
+        .as_sip()
+        .ok_or_else(|| anyhow::anyhow!("'{}' is not a sip: or sips: URI", args.uri))?;
+    let hop = match &args.proxy {
+        Some(p) => p.clone(),
+        None => format!("{}:{}", sip.host, sip.port.unwrap_or(5060)),
+    };
+    let remote = tokio::net::lookup_host(hop.trim_start_matches('[').replace("]:", ":").as_str())
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .or_else(|| hop.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve '{hop}'"))?;
+    let rtp_ports = config::parse_port_range(&args.rtp_ports).ok_or_else(|| {
+        anyhow::anyhow!(
+            "invalid value for `rtp-ports`: expected LO-HI, got '{}'",
+            args.rtp_ports
+        )
+    })?;
+    let udp = bind_udp(args.bind).with_context(|| format!("cannot bind {}", args.bind))?;
+    let bound = udp.local_addr()?;
+    let local_ip = args.public_ip.unwrap_or_else(|| {
+        if bound.ip().is_unspecified() {
+            sip_driver::route_local_ip(remote.ip())
+        } else {
+            bound.ip()
+        }
+    });
+    let transport = match args.transport {
+        config::CallTransport::Udp => TransportKind::Udp,
+        config::CallTransport::Tcp => TransportKind::Tcp,
+    };
+    let peer = Peer {
+        transport,
+        remote,
+        local: SocketAddr::new(local_ip, bound.port()),
+        conn: None,
+    };
+    let from = args
+        .from
+        .clone()
+        .unwrap_or_else(|| format!("sip:phonebridge@{}", phonebridge_sip::Host::from(local_ip)));
+    let dial = phonebridge_sip::endpoint::Dial {
+        uri: uri.clone(),
+        from: format!("<{from}>"),
+        to: format!("<{uri}>"),
+        peer,
+        body: None,
+        credentials: args.username.clone().zip(args.password.clone()),
+        headers: Vec::new(),
+    };
+    let ep = Endpoint::new(EndpointConfig {
+        guard: GuardConfig {
+            trusted: vec![phonebridge_sip::endpoint::Cidr::from(remote.ip())],
+            ..GuardConfig::default()
+        },
+        seed: rand_seed(),
+        ..EndpointConfig::default()
+    });
+    let hold = std::time::Duration::from_secs_f64(args.hold.max(0.0));
+    let ring = std::time::Duration::from_secs_f64(args.ring_timeout.max(0.0));
+    let app = dial::Dialer::new(dial, hold, ring, ports::PortPool::new(rtp_ports));
+    let (tx, rx) = mpsc::channel(1024);
+    let udp = Arc::new(udp);
+    let next_conn = Arc::new(AtomicU64::new(1));
+    let driver = sip_driver::Driver::new(
+        ep,
+        app,
+        udp.clone(),
+        bound,
+        args.public_ip,
+        tx.clone(),
+        rx,
+        next_conn,
+        sip_driver::SharedMetrics::default(),
+    );
+    tokio::spawn(sip_driver::udp_loop(udp, tx));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let run = tokio::spawn(driver.run(stop_rx));
+    tokio::select! {
+        app = run => Ok(app?.outcome == Some(dial::Outcome::Answered)),
+        _ = wait_for_signal() => {
+            let _ = stop_tx.send(true);
+            Ok(false)
         }
     }
 }

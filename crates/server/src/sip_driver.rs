@@ -16,7 +16,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
-use crate::echo::Echo;
+/// What runs on top of the endpoint: the echo user for `serve`, the dialer for `call`.
+pub(crate) trait App {
+    /// Called once before the first input.
+    fn start(&mut self, _ep: &mut Endpoint, _now: Instant) {}
+    fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: &phonebridge_sip::Event);
+    /// The app's own next deadline.
+    fn poll_timeout(&self) -> Option<Instant> {
+        None
+    }
+    fn handle_timeout(&mut self, _ep: &mut Endpoint, _now: Instant) {}
+    /// True when the driver may stop (once the endpoint's transactions are done too).
+    fn finished(&self) -> bool {
+        false
+    }
+    /// Calls the app is serving, for metrics.
+    fn active(&self) -> usize;
+}
 
 /// Reads the clock: the shell is the only place that does.
 #[allow(clippy::disallowed_methods)]
@@ -67,9 +83,9 @@ struct Conn {
     writer: mpsc::Sender<Vec<u8>>,
 }
 
-pub(crate) struct Driver {
+pub(crate) struct Driver<A> {
     ep: Endpoint,
-    echo: Echo,
+    app: A,
     udp: Arc<UdpSocket>,
     sip_addr: SocketAddr,
     public_ip: Option<IpAddr>,
@@ -82,11 +98,11 @@ pub(crate) struct Driver {
     metrics: SharedMetrics,
 }
 
-impl Driver {
+impl<A: App> Driver<A> {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         ep: Endpoint,
-        echo: Echo,
+        app: A,
         udp: Arc<UdpSocket>,
         sip_addr: SocketAddr,
         public_ip: Option<IpAddr>,
@@ -97,7 +113,7 @@ impl Driver {
     ) -> Self {
         Driver {
             ep,
-            echo,
+            app,
             udp,
             sip_addr,
             public_ip,
@@ -120,22 +136,10 @@ impl Driver {
         if !self.sip_addr.ip().is_unspecified() {
             return self.sip_addr.ip();
         }
-        *self.local_ips.entry(remote).or_insert_with(|| {
-            let any: SocketAddr = if remote.is_ipv4() {
-                "0.0.0.0:0"
-                    .parse()
-                    .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)))
-            } else {
-                SocketAddr::from(([0u16; 8], 0))
-            };
-            std::net::UdpSocket::bind(any)
-                .and_then(|s| {
-                    s.connect(SocketAddr::new(remote, 9))?;
-                    s.local_addr()
-                })
-                .map(|a| a.ip())
-                .unwrap_or(remote)
-        })
+        *self
+            .local_ips
+            .entry(remote)
+            .or_insert_with(|| route_local_ip(remote))
     }
 
     fn udp_peer(&mut self, from: SocketAddr) -> Peer {
@@ -148,11 +152,17 @@ impl Driver {
         }
     }
 
-    /// Runs until `shutdown` flips, then ends every call and drains their BYEs (at most 3 s).
-    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` flips (then ends every call and drains their BYEs, at most 3 s)
+    /// or the app is finished; returns the app.
+    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> A {
         let mut stopping: Option<Instant> = None;
+        self.app.start(&mut self.ep, now());
+        self.flush().await;
         loop {
-            let deadline = self.ep.poll_timeout();
+            let deadline = match (self.ep.poll_timeout(), self.app.poll_timeout()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             let sleep_until = deadline
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
@@ -168,7 +178,13 @@ impl Driver {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(sleep_until) => self.ep.handle_timeout(now()),
+                _ = tokio::time::sleep_until(sleep_until) => {
+                    let now = now();
+                    self.ep.handle_timeout(now);
+                    if self.app.poll_timeout().is_some_and(|t| t <= now) {
+                        self.app.handle_timeout(&mut self.ep, now);
+                    }
+                }
                 _ = shutdown.changed(), if stopping.is_none() => {
                     tracing::info!(calls = self.ep.active_calls(), "shutting down: ending calls");
                     self.ep.hangup_all(now());
@@ -176,6 +192,9 @@ impl Driver {
                 }
             }
             self.flush().await;
+            if self.app.finished() && stopping.is_none() {
+                stopping = Some(now());
+            }
             if let Some(t) = stopping {
                 let bye_pending = self.ep.active_transactions() > 0;
                 if !bye_pending || now() - t > Duration::from_secs(3) {
@@ -184,6 +203,7 @@ impl Driver {
             }
         }
         self.publish();
+        self.app
     }
 
     fn handle(&mut self, input: Input) {
@@ -251,7 +271,7 @@ impl Driver {
             }
             while let Some(ev) = self.ep.poll_event() {
                 progressed = true;
-                self.echo.on_event(&mut self.ep, now(), &ev);
+                self.app.on_event(&mut self.ep, now(), &ev);
             }
             if !progressed {
                 break;
@@ -311,9 +331,25 @@ impl Driver {
             m.active_calls = self.ep.active_calls();
             m.active_transactions = self.ep.active_transactions();
             m.tcp_connections = self.conns.len();
-            m.echo_calls = self.echo.active();
+            m.echo_calls = self.app.active();
         }
     }
+}
+
+/// The local address the kernel would send from towards `remote` (no packet is sent).
+pub(crate) fn route_local_ip(remote: IpAddr) -> IpAddr {
+    let any = if remote.is_ipv4() {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    } else {
+        SocketAddr::from(([0u16; 8], 0))
+    };
+    std::net::UdpSocket::bind(any)
+        .and_then(|s| {
+            s.connect(SocketAddr::new(remote, 9))?;
+            s.local_addr()
+        })
+        .map(|a| a.ip())
+        .unwrap_or(remote)
 }
 
 /// Receives UDP datagrams and hands them to the driver.

@@ -9,6 +9,7 @@
 //! caller. Randomness (tags, branches, Call-IDs) comes from a seedable RNG, so a whole call
 //! can be replayed deterministically in a test.
 
+pub mod auth;
 pub mod endpoint;
 pub mod error;
 #[doc(hidden)]

@@ -9,8 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
-/// Disjoint RTP port ranges for servers and peers started by tests running in parallel.
-static NEXT_PORTS: AtomicU16 = AtomicU16::new(40000);
+/// Disjoint port ranges for servers and peers started by tests running in parallel, below
+/// the kernel's ephemeral range (32768 and up) so no socket bound to port 0 can take them.
+static NEXT_PORTS: AtomicU16 = AtomicU16::new(12000);
 
 pub fn port_range(size: u16) -> (u16, u16) {
     let lo = NEXT_PORTS.fetch_add(size, Ordering::Relaxed);

@@ -42,6 +42,16 @@ impl Cidr {
     }
 }
 
+impl From<IpAddr> for Cidr {
+    /// The block holding exactly this address.
+    fn from(addr: IpAddr) -> Self {
+        Cidr {
+            addr,
+            prefix: if addr.is_ipv4() { 32 } else { 128 },
+        }
+    }
+}
+
 impl FromStr for Cidr {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

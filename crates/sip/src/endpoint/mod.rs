@@ -7,6 +7,7 @@
 
 mod build;
 mod guard;
+mod uac;
 mod uas;
 
 use std::cmp::Reverse;
@@ -25,6 +26,7 @@ use crate::uri::Uri;
 use crate::validate::{screen, Envelope, Screened, UasPolicy};
 
 pub use guard::{Cidr, GuardConfig};
+pub use uac::Dial;
 pub use uas::CommandError;
 
 /// The transport a message travelled on.
@@ -77,7 +79,7 @@ pub enum EndReason {
     RemoteBye,
     /// The peer cancelled before the answer.
     Cancelled,
-    /// The application hung up (BYE sent, or the INVITE rejected).
+    /// The application hung up (BYE or CANCEL sent, or the INVITE rejected).
     LocalHangup,
     /// Our 2xx was never acknowledged (RFC 3261 §13.3.1.4).
     NoAck,
@@ -85,7 +87,7 @@ pub enum EndReason {
     Timeout,
     /// The transport failed.
     TransportError,
-    /// The application answered the INVITE with this final non-2xx status.
+    /// The INVITE got this final non-2xx status (from us or from the callee).
     Rejected(u16),
 }
 
@@ -108,6 +110,15 @@ pub enum Event {
         method: Method,
         body: Vec<u8>,
     },
+    /// A call we placed got a provisional response (180, 183 …); `body` is its SDP, if any
+    /// (early media).
+    Progress {
+        call: CallHandle,
+        status: u16,
+        body: Vec<u8>,
+    },
+    /// A call we placed was answered (ACK already sent); `body` is the SDP answer.
+    Answered { call: CallHandle, body: Vec<u8> },
     /// An INFO inside the call (already answered 200).
     Info {
         call: CallHandle,
@@ -546,43 +557,27 @@ impl Endpoint {
         }
     }
 
-    /// A Via for a request we send to `peer`.
-    fn via_for(&mut self, peer: &Peer) -> (String, String) {
-        let branch = self.new_branch();
+    /// The Via of a request we send to `peer` with `branch` (RFC 3581 `rport` asked for).
+    fn via_header(peer: &Peer, branch: &str) -> String {
         let host = crate::uri::Host::from(peer.local.ip());
-        (
-            format!(
-                "SIP/2.0/{} {host}:{};branch={branch};rport",
-                peer.transport.via_token(),
-                peer.local.port()
-            ),
-            branch,
+        format!(
+            "SIP/2.0/{} {host}:{};branch={branch};rport",
+            peer.transport.via_token(),
+            peer.local.port()
         )
     }
 
-    /// Starts a client transaction for `req` towards `target`.
+    /// Starts a client transaction for `req` towards `target`; returns its branch.
     fn send_request(
         &mut self,
         now: Instant,
-        mut req: Request,
+        req: Request,
         target: Peer,
         call: Option<CallHandle>,
-    ) {
-        let (via, branch) = self.via_for(&target);
-        req.headers.push_front(HeaderName::VIA, via);
-        if req.headers.get(&HeaderName::USER_AGENT).is_none() {
-            req.headers
-                .push(HeaderName::USER_AGENT, self.cfg.user_agent.clone());
-        }
-        let key = TxKey::for_sent(&branch, &req.method);
-        if req.method == Method::Ack {
-            // ACK for a 2xx is not a transaction: send once (the dialog resends on 2xx retransmits).
-            self.transmits.push_back((target, req.encode()));
-            return;
-        }
-        let tx = Transaction::client(now, req, target.transport.is_reliable(), self.cfg.timers);
-        let id = self.insert_tx(key, tx, target, call);
-        self.drive_tx(now, id);
+    ) -> String {
+        let branch = self.new_branch();
+        self.send_with_branch(now, req, target, call, &branch);
+        branch
     }
 }
 

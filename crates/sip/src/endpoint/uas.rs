@@ -24,9 +24,11 @@ pub enum CommandError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// INVITE received, no final answer yet.
+pub(super) enum Phase {
+    /// INVITE received (or sent), no final answer yet.
     Incoming,
+    /// We sent INVITE and asked to cancel; waiting for it to complete.
+    Cancelling,
     /// 2xx sent, ACK not yet received.
     Answered,
     Confirmed,
@@ -34,7 +36,7 @@ enum Phase {
 
 /// A 2xx retransmitted until its ACK arrives (RFC 3261 §13.3.1.4).
 #[derive(Debug)]
-struct Pending2xx {
+pub(super) struct Pending2xx {
     cseq: u32,
     bytes: Vec<u8>,
     interval: Duration,
@@ -45,36 +47,55 @@ struct Pending2xx {
 
 /// A received re-INVITE or UPDATE waiting for the application's answer.
 #[derive(Debug)]
-struct PendingOffer {
+pub(super) struct PendingOffer {
     tx: u64,
     request: Request,
 }
 
 #[derive(Debug)]
 pub(crate) struct Call {
-    phase: Phase,
-    call_id: String,
-    local_tag: String,
+    pub(super) phase: Phase,
+    pub(super) call_id: String,
+    pub(super) local_tag: String,
     /// Our side as the peer addressed it (the INVITE's To, without tag).
-    local_uri: String,
+    pub(super) local_uri: String,
     /// The peer's From header value, tag included (our To in requests we send).
-    remote_party: String,
-    remote_target: Uri,
-    route_set: Vec<String>,
-    local_cseq: u32,
-    remote_cseq: u32,
+    pub(super) remote_party: String,
+    pub(super) remote_target: Uri,
+    pub(super) route_set: Vec<String>,
+    pub(super) local_cseq: u32,
+    pub(super) remote_cseq: u32,
     /// The flow the dialog was set up on; in-dialog requests follow it (NAT-safe).
-    peer: Peer,
+    pub(super) peer: Peer,
     /// Where responses to the INVITE go.
-    response_target: Peer,
-    invite: Request,
-    invite_tx: Option<u64>,
-    pending_2xx: Option<Pending2xx>,
-    pending_offer: Option<PendingOffer>,
-    scheduled: Option<Instant>,
+    pub(super) response_target: Peer,
+    pub(super) invite: Request,
+    pub(super) invite_tx: Option<u64>,
+    pub(super) pending_2xx: Option<Pending2xx>,
+    pub(super) pending_offer: Option<PendingOffer>,
+    pub(super) scheduled: Option<Instant>,
+    /// The caller side's state when we placed the call.
+    pub(super) uac: Option<Box<super::uac::Uac>>,
 }
 
 impl Call {
+    /// A request inside this dialog (RFC 3261 §12.2.1.1): remote target, route set, tags.
+    pub(super) fn in_dialog_request(&self, method: Method, seq: u32) -> Request {
+        let mut r = Request::new(method.clone(), self.remote_target.clone());
+        for route in &self.route_set {
+            r.headers.push(HeaderName::ROUTE, route.clone());
+        }
+        r.headers.push(HeaderName::MAX_FORWARDS, "70");
+        r.headers.push(
+            HeaderName::FROM,
+            format!("{};tag={}", self.local_uri, self.local_tag),
+        );
+        r.headers.push(HeaderName::TO, self.remote_party.clone());
+        r.headers.push(HeaderName::CALL_ID, self.call_id.clone());
+        r.headers.push(HeaderName::CSEQ, format!("{seq} {method}"));
+        r
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         self.pending_2xx.as_ref().map(|p| p.next.min(p.give_up))
     }
@@ -182,6 +203,7 @@ impl Endpoint {
             pending_2xx: None,
             pending_offer: None,
             scheduled: None,
+            uac: None,
         };
         self.calls.insert(handle, call);
         self.dialogs
@@ -362,7 +384,7 @@ impl Endpoint {
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<(), CommandError> {
         let c = self.calls.get(&h).ok_or(CommandError::UnknownCall)?;
-        if c.phase != Phase::Incoming {
+        if c.phase != Phase::Incoming || c.uac.is_some() {
             return Err(CommandError::WrongState);
         }
         let tx = c.invite_tx.ok_or(CommandError::WrongState)?;
@@ -424,8 +446,10 @@ impl Endpoint {
     /// Ends a call: a BYE when answered, 480 to an INVITE not yet answered.
     pub fn hangup(&mut self, now: Instant, h: CallHandle) -> Result<(), CommandError> {
         let c = self.calls.get(&h).ok_or(CommandError::UnknownCall)?;
-        match (c.phase, c.invite_tx) {
-            (Phase::Incoming, Some(tx)) => self.reject_invite(now, h, tx, 480),
+        match (c.phase, c.invite_tx, c.uac.is_some()) {
+            (Phase::Cancelling, ..) => return Ok(()),
+            (Phase::Incoming, _, true) => return self.cancel(now, h),
+            (Phase::Incoming, Some(tx), false) => self.reject_invite(now, h, tx, 480),
             _ => self.send_bye(now, h),
         }
         self.end_call(h, EndReason::LocalHangup);
@@ -449,7 +473,7 @@ impl Endpoint {
         }
     }
 
-    fn send_bye(&mut self, now: Instant, h: CallHandle) {
+    pub(super) fn send_bye(&mut self, now: Instant, h: CallHandle) {
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
@@ -577,30 +601,5 @@ impl Endpoint {
             self.stats.calls_ended += 1;
             self.events.push_back(Event::Ended { call: h, reason });
         }
-    }
-
-    /// A response to a request we sent inside a call (BYE after hang-up, for now).
-    pub(super) fn on_call_response(
-        &mut self,
-        _now: Instant,
-        _h: CallHandle,
-        method: &Method,
-        resp: Response,
-    ) {
-        tracing::debug!(%method, status = resp.status, "in-dialog response");
-    }
-
-    pub(super) fn on_call_failure(
-        &mut self,
-        _now: Instant,
-        h: CallHandle,
-        method: &Method,
-        reason: EndReason,
-    ) {
-        tracing::debug!(%method, ?reason, "in-dialog request failed");
-        if *method == Method::Bye {
-            return;
-        }
-        self.end_call(h, reason);
     }
 }

@@ -1,0 +1,176 @@
+//! Calls placed by `phonebridge call` to SIPp acting as the far end (a carrier): plain
+//! answer over UDP and TCP, a 401 digest challenge, and 183 early media before the 200.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+/// Starts SIPp as a UAS for one call on a free port; returns it and the port.
+fn carrier(dir: &Path, scenario: &[&str], transport: &str) -> (Child, u16) {
+    let (port, _) = port_range(2);
+    let (mp, _) = port_range(10);
+    let child = Command::new("sipp")
+        .current_dir(dir)
+        .args(scenario)
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-mp",
+            &mp.to_string(),
+            "-t",
+            transport,
+        ])
+        .args([
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-trace_stat",
+            "-stf",
+            "stats.csv",
+            "-fd",
+            "1",
+        ])
+        .args(["-trace_err", "-error_file", "errors.log"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sipp.stderr")).unwrap())
+        .spawn()
+        .expect(
+            "sipp (Debian package sip-tester) must be installed: run the README's test command",
+        );
+    std::thread::sleep(Duration::from_millis(300));
+    (child, port)
+}
+
+fn place(port: u16, hold: &str, extra: &[&str]) -> Output {
+    let (lo, hi) = port_range(10);
+    Command::new(env!("CARGO_BIN_EXE_phonebridge"))
+        .args([
+            "call",
+            &format!("sip:+15550100@127.0.0.1:{port}"),
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--rtp-ports",
+            &format!("{lo}-{hi}"),
+            "--hold",
+            hold,
+            "--ring-timeout",
+            "10",
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The dialer's report, with its exit status and stderr for failure messages.
+fn report(out: &Output) -> String {
+    format!(
+        "{}\n[{}] {}",
+        String::from_utf8_lossy(&out.stdout),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn finish(mut sipp: Child, dir: &Path) -> (u64, u64) {
+    let status = sipp.wait().unwrap();
+    let csv = std::fs::read_to_string(dir.join("stats.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(';').collect();
+    let last: Vec<&str> = lines.last().unwrap().split(';').collect();
+    let col = |n: &str| {
+        last[header.iter().position(|h| *h == n).unwrap()]
+            .parse::<u64>()
+            .unwrap()
+    };
+    let _ = status;
+    (col("SuccessfulCall(C)"), col("FailedCall(C)"))
+}
+
+fn scenario_path(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn call_answered_by_sipp_uas_over_udp_and_tcp() {
+    for (t, flag) in [("u1", "udp"), ("t1", "tcp")] {
+        let dir = scratch_dir(&format!("out-{flag}"));
+        let (sipp, port) = carrier(&dir, &["-sn", "uas"], t);
+        let out = place(port, "1", &["--transport", flag]);
+        let text = report(&out);
+        assert!(out.status.success(), "{flag}: {text}");
+        assert!(text.contains("answered after"), "{text}");
+        assert_eq!(finish(sipp, &dir), (1, 0), "{flag}: {text}");
+    }
+}
+
+#[test]
+fn digest_challenge_from_carrier_is_answered() {
+    let dir = scratch_dir("out-auth");
+    let (sipp, port) = carrier(&dir, &["-sf", &scenario_path("uas_auth.xml")], "u1");
+    let out = place(
+        port,
+        "1",
+        &["--username", "trunkuser", "--password", "trunkpass"],
+    );
+    let text = report(&out);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(finish(sipp, &dir), (1, 0), "{text}");
+}
+
+#[test]
+fn wrong_password_ends_with_the_carriers_status() {
+    let dir = scratch_dir("out-auth-bad");
+    let (sipp, port) = carrier(&dir, &["-sf", &scenario_path("uas_auth.xml")], "u1");
+    let out = place(
+        port,
+        "1",
+        &["--username", "trunkuser", "--password", "nope"],
+    );
+    let text = report(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Rejected(403)"), "{text}");
+    assert_eq!(finish(sipp, &dir), (0, 1));
+}
+
+#[test]
+fn early_media_from_183_flows_before_the_answer() {
+    let dir = scratch_dir("out-early");
+    let (sipp, port) = carrier(&dir, &["-sf", &scenario_path("uas_early_media.xml")], "u1");
+    let out = place(port, "2", &[]);
+    let text = report(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("progress 183") && text.contains("with SDP (early media)"),
+        "{text}"
+    );
+    let count = |key: &str| -> u64 {
+        // "answered …; early media packets N" and "ended …; media packets N".
+        let line = text
+            .lines()
+            .find(|l| l.contains(key))
+            .unwrap_or_else(|| panic!("{key} in {text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // 1.5 s of 30 ms packets before the 200: about 50.
+    let early = count("early media packets");
+    assert!(early >= 30, "early media packets {early}: {text}");
+    assert!(
+        count("; media packets") > early,
+        "media continues after the answer: {text}"
+    );
+    assert_eq!(finish(sipp, &dir), (1, 0), "{text}");
+}
