@@ -347,7 +347,8 @@ impl StreamFramer {
             Ok(n) => n.unwrap_or(0),
             Err(e) => return Err(FramingError(attach(e, start, &headers))),
         };
-        if body_start + len > self.limits.max_message {
+        // Content-Length comes from the peer: compare without overflowing.
+        if len > self.limits.max_message.saturating_sub(body_start) {
             return Err(FramingError(attach(
                 ParseError {
                     status: 513,
@@ -404,6 +405,14 @@ mod tests {
             max_headers: 10,
         });
         f.push(&[b'A'; 200]);
+        assert_eq!(f.next_frame().unwrap_err().0.status, 513);
+    }
+
+    #[test]
+    fn huge_content_length_on_a_stream_is_refused_not_overflowed() {
+        // Found by fuzzing: Content-Length near usize::MAX.
+        let mut f = StreamFramer::new(Limits::default());
+        f.push(b":\nL:00000000000000000000000000000000000000000000000000000000000000000018446744073709551614\n\nJ");
         assert_eq!(f.next_frame().unwrap_err().0.status, 513);
     }
 

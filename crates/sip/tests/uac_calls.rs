@@ -335,3 +335,32 @@ fn bye_from_callee_ends_placed_call() {
         }]
     );
 }
+
+#[test]
+fn session_interval_too_small_is_retried_with_min_se_and_we_refresh() {
+    let mut h = Harness::udp();
+    let (call, inv) = dial(&mut h, None);
+    assert_eq!(header(&inv, "Session-Expires"), Some("1800"));
+    h.recv(&reply(&inv, 422, Some("x"), "Min-SE: 3600\n", ""));
+    let second = h.sent_starting("INVITE ").pop().unwrap().1;
+    assert_eq!(header(&second, "Session-Expires"), Some("3600"));
+    assert_eq!(header(&second, "Min-SE"), Some("3600"));
+    assert_eq!(header(&second, "CSeq"), Some("2 INVITE"));
+    h.recv(&reply(
+        &second,
+        200,
+        Some("far"),
+        "Session-Expires: 3600;refresher=uac\nAllow: INVITE, ACK, BYE, UPDATE\n",
+        "v=0\n",
+    ));
+    assert!(matches!(h.take_events()[..], [Event::Answered { call: c, .. }] if c == call));
+    h.run_until(1799.0);
+    assert!(h.sent_starting("UPDATE ").is_empty());
+    h.run_until(1800.0);
+    let upd = h
+        .sent_starting("UPDATE ")
+        .pop()
+        .expect("we are the refresher")
+        .1;
+    assert_eq!(header(&upd, "Session-Expires"), Some("3600;refresher=uac"));
+}

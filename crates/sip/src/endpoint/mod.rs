@@ -7,6 +7,7 @@
 
 mod build;
 mod guard;
+mod session;
 mod uac;
 mod uas;
 
@@ -89,6 +90,8 @@ pub enum EndReason {
     TransportError,
     /// The INVITE got this final non-2xx status (from us or from the callee).
     Rejected(u16),
+    /// The peer stopped refreshing the session (RFC 4028).
+    SessionExpired,
 }
 
 /// What the endpoint tells its application.
@@ -158,6 +161,11 @@ pub struct EndpointConfig {
     pub user_agent: String,
     /// Seed for tags, branches and Call-IDs.
     pub seed: u64,
+    /// Session interval we ask for and grant (RFC 4028), seconds; 0 disables session timers
+    /// unless the peer asks for one.
+    pub session_expires: u32,
+    /// The smallest session interval we accept (Min-SE).
+    pub min_se: u32,
 }
 
 impl Default for EndpointConfig {
@@ -170,6 +178,8 @@ impl Default for EndpointConfig {
             max_calls: 1000,
             user_agent: concat!("phonebridge/", env!("CARGO_PKG_VERSION")).to_owned(),
             seed: 0,
+            session_expires: 1800,
+            min_se: 90,
         }
     }
 }

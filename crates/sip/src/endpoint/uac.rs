@@ -41,6 +41,8 @@ pub(crate) struct Uac {
     branch: String,
     credentials: Option<(String, String)>,
     auth_tries: u32,
+    /// A 422 was answered with a larger Session-Expires already.
+    min_se_retried: bool,
     got_provisional: bool,
     /// Cancel asked for before any provisional: send CANCEL on the first one.
     cancel_pending: bool,
@@ -101,6 +103,12 @@ impl Endpoint {
             .push(HeaderName::ALLOW, self.cfg.policy.allow_header());
         req.headers
             .push(HeaderName::SUPPORTED, self.cfg.policy.supported_header());
+        if self.cfg.session_expires > 0 {
+            req.headers.push(
+                HeaderName::SESSION_EXPIRES,
+                self.cfg.session_expires.to_string(),
+            );
+        }
         for (n, v) in dial.headers {
             req.headers.push(n, v);
         }
@@ -108,35 +116,37 @@ impl Endpoint {
             req.headers.push(HeaderName::CONTENT_TYPE, ct);
             req.body = b;
         }
-        let call = Call {
-            phase: Phase::Incoming,
-            call_id: call_id.clone(),
-            local_tag: tag.clone(),
-            local_uri: dial.from,
-            remote_party: dial.to,
-            remote_target: dial.uri,
-            route_set: Vec::new(),
-            local_cseq: 1,
-            remote_cseq: 0,
-            peer: dial.peer.clone(),
-            response_target: dial.peer,
+        let mut call = Call::new(
+            call_id.clone(),
+            tag.clone(),
+            dial.from,
+            dial.to,
+            dial.uri,
+            dial.peer,
+            req.clone(),
+        );
+        call.local_cseq = 1;
+        call.remote_allows_update = false;
+        call.local_sdp = (!req.body.is_empty()).then(|| {
+            let ct = req
+                .headers
+                .get(&HeaderName::CONTENT_TYPE)
+                .unwrap_or("application/sdp")
+                .to_owned();
+            (ct, req.body.clone())
+        });
+        call.uac = Some(Box::new(Uac {
             invite: req.clone(),
-            invite_tx: None,
-            pending_2xx: None,
-            pending_offer: None,
-            scheduled: None,
-            uac: Some(Box::new(Uac {
-                invite: req.clone(),
-                invite_seq: 1,
-                branch: String::new(),
-                credentials: dial.credentials,
-                auth_tries: 0,
-                got_provisional: false,
-                cancel_pending: false,
-                last_rseq: None,
-                confirmed: None,
-            })),
-        };
+            invite_seq: 1,
+            branch: String::new(),
+            credentials: dial.credentials,
+            auth_tries: 0,
+            min_se_retried: false,
+            got_provisional: false,
+            cancel_pending: false,
+            last_rseq: None,
+            confirmed: None,
+        }));
         self.calls.insert(h, call);
         self.dialogs.insert((call_id, tag), h);
         self.send_invite(now, h, req);
@@ -203,6 +213,17 @@ impl Endpoint {
         method: &Method,
         resp: Response,
     ) {
+        let cseq =
+            crate::headers::CSeq::parse(resp.headers.get(&HeaderName::CSEQ).unwrap_or_default())
+                .map_or(0, |c| c.seq);
+        if self
+            .calls
+            .get(&h)
+            .and_then(|c| c.refresh.as_ref())
+            .is_some_and(|r| r.cseq == cseq)
+        {
+            return self.on_refresh_response(now, h, &resp);
+        }
         if *method != Method::Invite {
             tracing::debug!(%method, status = resp.status, "in-dialog response");
             return;
@@ -272,6 +293,9 @@ impl Endpoint {
                 if matches!(status, 401 | 407) && self.retry_with_auth(now, h, &resp) {
                     return;
                 }
+                if status == 422 && self.retry_with_min_se(now, h, &resp) {
+                    return;
+                }
                 let reason = if cancelling {
                     EndReason::LocalHangup
                 } else {
@@ -326,6 +350,15 @@ impl Endpoint {
         }
         if let Some(c) = self.calls.get_mut(&h) {
             c.phase = Phase::Confirmed;
+            c.remote_allows_update = resp.headers.has_token(&HeaderName::ALLOW, "UPDATE");
+        }
+        // RFC 4028 §7.2: the 2xx says whether a session timer runs and who refreshes.
+        if let Some((n, refresher)) = resp
+            .headers
+            .get(&HeaderName::SESSION_EXPIRES)
+            .and_then(super::session::parse_session_expires)
+        {
+            self.set_session_timer(now, h, n, refresher.as_deref() != Some("uas"));
         }
         self.events.push_back(Event::Answered {
             call: h,
@@ -334,7 +367,7 @@ impl Endpoint {
     }
 
     /// Sends an ACK for a 2xx (not a transaction); returns its bytes for resending.
-    fn send_ack(&mut self, mut ack: Request, peer: Peer) -> Vec<u8> {
+    pub(super) fn send_ack(&mut self, mut ack: Request, peer: Peer) -> Vec<u8> {
         let branch = self.new_branch();
         ack.headers
             .push_front(HeaderName::VIA, Self::via_header(&peer, &branch));
@@ -349,20 +382,19 @@ impl Endpoint {
     fn ack_and_bye_fork(&mut self, now: Instant, h: CallHandle, resp: &Response) {
         let Some(c) = self.calls.get(&h) else { return };
         let Some(u) = c.uac.as_ref() else { return };
-        let mut fork = Call {
-            remote_party: resp
-                .headers
+        let mut fork = Call::new(
+            c.call_id.clone(),
+            c.local_tag.clone(),
+            c.local_uri.clone(),
+            resp.headers
                 .get(&HeaderName::TO)
                 .unwrap_or_default()
                 .to_owned(),
-            remote_target: contact_uri(resp).unwrap_or_else(|| c.remote_target.clone()),
-            route_set: route_set(resp),
-            call_id: c.call_id.clone(),
-            local_tag: c.local_tag.clone(),
-            local_uri: c.local_uri.clone(),
-            peer: c.peer.clone(),
-            ..Call::placeholder(c)
-        };
+            contact_uri(resp).unwrap_or_else(|| c.remote_target.clone()),
+            c.peer.clone(),
+            c.invite.clone(),
+        );
+        fork.route_set = route_set(resp);
         let ack = fork.in_dialog_request(Method::Ack, u.invite_seq);
         fork.local_cseq = u.invite_seq + 1;
         let bye = fork.in_dialog_request(Method::Bye, fork.local_cseq);
@@ -417,6 +449,41 @@ impl Endpoint {
         true
     }
 
+    /// A 422 names the smallest interval the callee accepts: ask again with it, once.
+    fn retry_with_min_se(&mut self, now: Instant, h: CallHandle, resp: &Response) -> bool {
+        let Some(min) = resp
+            .headers
+            .get(&HeaderName::MIN_SE)
+            .and_then(|v| parse_u32(v.split(';').next().unwrap_or("")))
+        else {
+            return false;
+        };
+        let Some(c) = self.calls.get_mut(&h) else {
+            return false;
+        };
+        if c.phase == Phase::Cancelling {
+            return false;
+        }
+        let Some(u) = c.uac.as_mut() else {
+            return false;
+        };
+        if u.min_se_retried {
+            return false;
+        }
+        u.min_se_retried = true;
+        c.local_cseq += 1;
+        u.invite_seq = c.local_cseq;
+        u.got_provisional = false;
+        let mut req = u.invite.clone();
+        req.headers
+            .set(HeaderName::CSEQ, format!("{} INVITE", c.local_cseq));
+        req.headers
+            .set(HeaderName::SESSION_EXPIRES, min.to_string());
+        req.headers.set(HeaderName::MIN_SE, min.to_string());
+        self.send_invite(now, h, req);
+        true
+    }
+
     /// A request of ours inside call `h` failed (timeout or transport).
     pub(super) fn on_call_failure(
         &mut self,
@@ -426,7 +493,8 @@ impl Endpoint {
         reason: EndReason,
     ) {
         tracing::debug!(%method, ?reason, "request failed");
-        if *method != Method::Invite {
+        // A session refresh that gets no answer ends the session (RFC 4028 §10).
+        if !matches!(method, Method::Invite | Method::Update) {
             return;
         }
         let cancelling = self
@@ -462,30 +530,5 @@ impl Endpoint {
         let tx = Transaction::client(now, req, target.transport.is_reliable(), self.cfg.timers);
         let id = self.insert_tx(key, tx, target, call);
         self.drive_tx(now, id);
-    }
-}
-
-impl Call {
-    /// The fields of `c` a throw-away dialog view needs, for [`Endpoint::ack_and_bye_fork`].
-    fn placeholder(c: &Call) -> Call {
-        Call {
-            phase: Phase::Confirmed,
-            call_id: c.call_id.clone(),
-            local_tag: c.local_tag.clone(),
-            local_uri: c.local_uri.clone(),
-            remote_party: c.remote_party.clone(),
-            remote_target: c.remote_target.clone(),
-            route_set: Vec::new(),
-            local_cseq: 0,
-            remote_cseq: 0,
-            peer: c.peer.clone(),
-            response_target: c.response_target.clone(),
-            invite: c.invite.clone(),
-            invite_tx: None,
-            pending_2xx: None,
-            pending_offer: None,
-            scheduled: None,
-            uac: None,
-        }
     }
 }

@@ -1,10 +1,11 @@
 //! Calls we answer: the INVITE server side of RFC 3261 §13.3 with its dialog (§12.1.1),
 //! CANCEL (§9.2), BYE (§15), re-INVITE and UPDATE (§14, RFC 3311), INFO, OPTIONS.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::Rng;
 
+use super::session::{OwnRefresh, Reliable1xx, Resend, SessionTimer};
 use super::{build, CallHandle, EndReason, Endpoint, Event, Peer};
 use crate::header::HeaderName;
 use crate::message::{Method, Request, Response};
@@ -38,11 +39,8 @@ pub(super) enum Phase {
 #[derive(Debug)]
 pub(super) struct Pending2xx {
     cseq: u32,
-    bytes: Vec<u8>,
-    interval: Duration,
-    next: Instant,
-    give_up: Instant,
-    initial: bool,
+    pub(super) resend: Resend,
+    pub(super) initial: bool,
 }
 
 /// A received re-INVITE or UPDATE waiting for the application's answer.
@@ -51,6 +49,9 @@ pub(super) struct PendingOffer {
     tx: u64,
     request: Request,
 }
+
+/// A message body with its Content-Type.
+pub(super) type Body = (String, Vec<u8>);
 
 #[derive(Debug)]
 pub(crate) struct Call {
@@ -76,6 +77,17 @@ pub(crate) struct Call {
     pub(super) scheduled: Option<Instant>,
     /// The caller side's state when we placed the call.
     pub(super) uac: Option<Box<super::uac::Uac>>,
+    /// Last RSeq we used, and the reliable provisional awaiting PRACK.
+    pub(super) rseq: u32,
+    pub(super) reliable: Option<Reliable1xx>,
+    /// A 2xx the application gave while a reliable 1xx with SDP awaited PRACK.
+    pub(super) held_2xx: Option<(u16, Option<Body>)>,
+    pub(super) timer: Option<SessionTimer>,
+    pub(super) refresh: Option<OwnRefresh>,
+    /// The last SDP we sent (re-sent in a re-INVITE refresh).
+    pub(super) local_sdp: Option<Body>,
+    /// The peer listed UPDATE in Allow.
+    pub(super) remote_allows_update: bool,
 }
 
 impl Call {
@@ -97,7 +109,53 @@ impl Call {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.pending_2xx.as_ref().map(|p| p.next.min(p.give_up))
+        [
+            self.pending_2xx.as_ref().map(|p| p.resend.deadline()),
+            self.reliable.as_ref().map(|r| r.resend.deadline()),
+            self.timer.map(|t| t.deadline),
+            self.refresh.as_ref().and_then(|r| r.retry_at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// A call record with the dialog fields set and every optional part empty.
+    pub(super) fn new(
+        call_id: String,
+        local_tag: String,
+        local_uri: String,
+        remote_party: String,
+        remote_target: Uri,
+        peer: Peer,
+        invite: Request,
+    ) -> Call {
+        Call {
+            phase: Phase::Incoming,
+            call_id,
+            local_tag,
+            local_uri,
+            remote_party,
+            remote_target,
+            route_set: Vec::new(),
+            local_cseq: 0,
+            remote_cseq: 0,
+            response_target: peer.clone(),
+            peer,
+            remote_allows_update: invite.headers.has_token(&HeaderName::ALLOW, "UPDATE"),
+            invite,
+            invite_tx: None,
+            pending_2xx: None,
+            pending_offer: None,
+            scheduled: None,
+            uac: None,
+            rseq: 0,
+            reliable: None,
+            held_2xx: None,
+            timer: None,
+            refresh: None,
+            local_sdp: None,
+        }
     }
 }
 
@@ -160,6 +218,12 @@ impl Endpoint {
                 return self.respond_tx(now, id, r);
             }
         };
+        if self.session_interval_too_small(&req) {
+            let mut r = build::response(&req, 422, Some(&self.random_token()));
+            r.headers
+                .push(HeaderName::MIN_SE, self.cfg.min_se.to_string());
+            return self.respond_tx(now, id, r);
+        }
         let handle = CallHandle(self.next_id);
         self.next_id += 1;
         self.stats.calls_started += 1;
@@ -174,37 +238,29 @@ impl Endpoint {
             .get(&id)
             .map(|e| e.target.clone())
             .unwrap_or_else(|| from.clone());
-        let call = Call {
-            phase: Phase::Incoming,
-            call_id: env.call_id.clone(),
-            local_tag: local_tag.clone(),
-            local_uri: req
-                .headers
+        let mut call = Call::new(
+            env.call_id.clone(),
+            local_tag.clone(),
+            req.headers
                 .get(&HeaderName::TO)
                 .unwrap_or_default()
                 .to_owned(),
-            remote_party: req
-                .headers
+            req.headers
                 .get(&HeaderName::FROM)
                 .unwrap_or_default()
                 .to_owned(),
             remote_target,
-            route_set: req
-                .headers
-                .values(&HeaderName::RECORD_ROUTE)
-                .map(str::to_owned)
-                .collect(),
-            local_cseq: 0,
-            remote_cseq: env.cseq.seq,
-            peer: from.clone(),
-            response_target,
-            invite: req.clone(),
-            invite_tx: Some(id),
-            pending_2xx: None,
-            pending_offer: None,
-            scheduled: None,
-            uac: None,
-        };
+            from.clone(),
+            req.clone(),
+        );
+        call.route_set = req
+            .headers
+            .values(&HeaderName::RECORD_ROUTE)
+            .map(str::to_owned)
+            .collect();
+        call.remote_cseq = env.cseq.seq;
+        call.response_target = response_target;
+        call.invite_tx = Some(id);
         self.calls.insert(handle, call);
         self.dialogs
             .insert((env.call_id.clone(), local_tag), handle);
@@ -307,7 +363,13 @@ impl Endpoint {
                 }
                 self.end_call(h, EndReason::RemoteBye);
             }
+            Method::Invite | Method::Update if self.own_offer_pending(h) => {
+                // Glare with our own re-INVITE (RFC 3261 §14.2).
+                let r = build::response(&req, 491, None);
+                self.respond_tx(now, id, r);
+            }
             Method::Invite | Method::Update => self.on_offer(now, h, id, req),
+            Method::Prack => self.on_prack(now, h, id, &req),
             Method::Info => {
                 let r = build::response(&req, 200, None);
                 self.respond_tx(now, id, r);
@@ -396,12 +458,53 @@ impl Endpoint {
             self.end_call(h, EndReason::Rejected(status));
             return Ok(());
         }
-        let resp = self.dialog_response(h, status, body);
+        let c = &self.calls[&h];
+        let peer_100rel = c.invite.headers.has_token(&HeaderName::SUPPORTED, "100rel")
+            || c.invite.headers.has_token(&HeaderName::REQUIRE, "100rel");
+        if status >= 200 && c.reliable.as_ref().is_some_and(|r| r.has_sdp) {
+            // RFC 3262 §3: no 2xx before the PRACK of a reliable 1xx that carried SDP.
+            let held = body.map(|(ct, b)| (ct.to_owned(), b));
+            if let Some(c) = self.calls.get_mut(&h) {
+                c.held_2xx = Some((status, held));
+            }
+            return Ok(());
+        }
+        let reliable = status < 200 && peer_100rel && c.reliable.is_none();
+        let timer = if status >= 200 {
+            self.negotiate_uas_timer(&c.invite)
+        } else {
+            None
+        };
+        let mut resp = self.dialog_response(h, status, body);
+        if let Some(c) = self.calls.get_mut(&h) {
+            if !resp.body.is_empty() {
+                let ct = resp
+                    .headers
+                    .get(&HeaderName::CONTENT_TYPE)
+                    .unwrap_or("application/sdp")
+                    .to_owned();
+                c.local_sdp = Some((ct, resp.body.clone()));
+            }
+        }
+        if let Some((n, we_refresh, caller_supports)) = timer {
+            let who = if we_refresh { "uas" } else { "uac" };
+            resp.headers
+                .push(HeaderName::SESSION_EXPIRES, format!("{n};refresher={who}"));
+            if caller_supports {
+                resp.headers.push(HeaderName::REQUIRE, "timer");
+            }
+            self.set_session_timer(now, h, n, we_refresh);
+        }
+        if reliable {
+            self.send_reliable(now, h, tx, resp);
+            return Ok(());
+        }
         if (200..300).contains(&status) {
             self.start_2xx(now, h, &resp, true);
             if let Some(c) = self.calls.get_mut(&h) {
                 c.phase = Phase::Answered;
                 c.invite_tx = None;
+                c.reliable = None;
             }
         }
         self.respond_tx(now, tx, resp);
@@ -428,11 +531,27 @@ impl Endpoint {
                 .push(HeaderName::CONTACT, Self::contact_for(&c.peer));
             if let Some((ct, b)) = body {
                 resp.headers.push(HeaderName::CONTENT_TYPE, ct);
-                resp.body = b;
+                resp.body = b.clone();
+                c.local_sdp = Some((ct.to_owned(), b));
+            }
+            if let Some(t) = c.timer {
+                // The peer sent this refresh, so the peer refreshes next (RFC 4028 §9).
+                resp.headers.push(
+                    HeaderName::SESSION_EXPIRES,
+                    format!("{};refresher=uac", t.interval),
+                );
+                if pending
+                    .request
+                    .headers
+                    .has_token(&HeaderName::SUPPORTED, "timer")
+                {
+                    resp.headers.push(HeaderName::REQUIRE, "timer");
+                }
             }
             if pending.request.method == Method::Invite {
                 self.start_2xx(now, h, &resp, false);
             }
+            self.peer_refreshed(now, h, &pending.request);
         }
         self.respond_tx(now, pending.tx, resp);
         Ok(())
@@ -519,7 +638,7 @@ impl Endpoint {
         r
     }
 
-    fn reject_invite(&mut self, now: Instant, h: CallHandle, tx: u64, status: u16) {
+    pub(super) fn reject_invite(&mut self, now: Instant, h: CallHandle, tx: u64, status: u16) {
         let tag = self.calls.get(&h).map(|c| c.local_tag.clone());
         let Some(req) = self.txs.get(&tx).map(|e| e.tx.request().clone()) else {
             return;
@@ -538,17 +657,14 @@ impl Endpoint {
         if let Some(c) = self.calls.get_mut(&h) {
             c.pending_2xx = Some(Pending2xx {
                 cseq,
-                bytes: resp.encode(),
-                interval: t1,
-                next: now + t1,
-                give_up: now + 64 * t1,
+                resend: Resend::new(now, resp.encode(), t1),
                 initial,
             });
         }
         self.reschedule_call(h);
     }
 
-    fn reschedule_call(&mut self, h: CallHandle) {
+    pub(super) fn reschedule_call(&mut self, h: CallHandle) {
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
@@ -569,29 +685,7 @@ impl Endpoint {
             return;
         }
         c.scheduled = None;
-        let t2 = self.cfg.timers.t2;
-        let mut no_ack = false;
-        if let Some(p) = c.pending_2xx.as_mut() {
-            if p.give_up <= now {
-                no_ack = p.initial;
-                c.pending_2xx = None;
-            } else if p.next <= now {
-                // Over reliable transports the transport retransmits; only UDP needs this.
-                if !c.response_target.transport.is_reliable() {
-                    self.transmits
-                        .push_back((c.response_target.clone(), p.bytes.clone()));
-                    self.stats.responses_retransmitted += 1;
-                }
-                p.interval = (p.interval * 2).min(t2);
-                p.next = now + p.interval;
-            }
-        }
-        if no_ack {
-            tracing::info!("no ACK for 2xx; ending call");
-            self.send_bye(now, h);
-            self.end_call(h, EndReason::NoAck);
-            return;
-        }
+        self.call_timers_due(now, h);
         self.reschedule_call(h);
     }
 

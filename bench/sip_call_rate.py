@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""SIP call-rate benchmark (not a test).
+
+Drives SIPp's built-in `uac` against phonebridge's echo user at rising call rates and
+reports the highest rate with zero failed calls, and the CPU time phonebridge spends per
+1,000 calls. In the same run, SIPp's own `uas` is driven the same way as the reference.
+
+CPU time is read from /proc/<pid>/stat (user + system) before and after each step.
+
+Usage: bench/sip_call_rate.py [--rates 200,400,...] [--seconds 10] [--write]
+  --write appends the results to bench/RESULTS.md.
+"""
+
+import argparse
+import datetime
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def run_uac(target, rate, seconds, workdir):
+    calls = rate * seconds
+    stf = os.path.join(workdir, f"uac-{target.replace(':', '_')}-{rate}.csv")
+    if os.path.exists(stf):
+        os.remove(stf)
+    cmd = ["sipp", "-sn", "uac", "-s", "echo", target, "-r", str(rate), "-m", str(calls),
+           "-l", str(max(rate * 2, 100)), "-i", "127.0.0.1", "-p", "0", "-nostdin",
+           "-timeout", f"{seconds * 4 + 30}s", "-trace_stat", "-stf", stf, "-fd", "1",
+           "-max_socket", "65000"]
+    subprocess.run(cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(stf) as f:
+        lines = f.read().splitlines()
+    header = lines[0].split(";")
+    last = lines[-1].split(";")
+    col = lambda name: int(last[header.index(name)])
+    return col("SuccessfulCall(C)"), col("FailedCall(C)"), calls
+
+
+def measure(pid, target, rate, seconds, workdir):
+    before = cpu_seconds(pid)
+    t0 = time.monotonic()
+    ok, failed, calls = run_uac(target, rate, seconds, workdir)
+    wall = time.monotonic() - t0
+    time.sleep(0.5)
+    cpu = cpu_seconds(pid) - before
+    return {"rate": rate, "ok": ok, "failed": failed, "calls": calls, "wall": wall,
+            "cpu_per_1000": 1000.0 * cpu / max(ok, 1)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rates", default="200,400,600,800,1000,1200")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "phonebridge"], cwd=ROOT, check=True)
+    binary = os.path.join(ROOT, "target", "release", "phonebridge")
+    workdir = tempfile.mkdtemp(prefix="phonebridge-bench-")
+
+    pb = subprocess.Popen([binary, "--config", "/dev/null", "--sip", "127.0.0.1:15070",
+                           "--http", "127.0.0.1:14480", "--rtp-ports", "20000-29999",
+                           "--max-calls", "100000", "--log", "warn"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    uas = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", "15080", "-nostdin",
+                            "-max_socket", "65000", "-bg"], cwd=workdir,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)
+    uas_pid = int(subprocess.check_output(["pgrep", "-n", "-f", "sipp -sn uas -i 127.0.0.1 -p 15080"]).split()[0])
+    rows = []
+    try:
+        for rate in rates:
+            p = measure(pb.pid, "127.0.0.1:15070", rate, args.seconds, workdir)
+            r = measure(uas_pid, "127.0.0.1:15080", rate, args.seconds, workdir)
+            rows.append((p, r))
+            print(f"rate {rate:5}/s  phonebridge ok {p['ok']:6} failed {p['failed']:4} "
+                  f"cpu/1000 calls {p['cpu_per_1000']:.3f} s  |  sipp uas ok {r['ok']:6} "
+                  f"failed {r['failed']:4} cpu/1000 calls {r['cpu_per_1000']:.3f} s", flush=True)
+    finally:
+        pb.terminate()
+        subprocess.run(["kill", str(uas_pid)])
+        pb.wait()
+
+    clean = [p["rate"] for p, _ in rows if p["failed"] == 0 and p["ok"] == p["calls"]]
+    best = max(clean) if clean else 0
+    summary = f"highest rate with zero failed calls: {best}/s (of {','.join(map(str, rates))}, {args.seconds} s each)"
+    print(summary)
+    if args.write:
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        with open(os.path.join(ROOT, "bench", "RESULTS.md"), "a") as f:
+            f.write(f"\n## SIP call rate, echo user — {stamp}\n\n")
+            f.write(f"Command: `bench/sip_call_rate.py --rates {args.rates} --seconds {args.seconds} --write`  \n")
+            f.write(f"Machine: {os.cpu_count()} cores; SIPp uac, phonebridge and the SIPp uas reference on one host over loopback.\n\n")
+            f.write("| rate (calls/s) | phonebridge ok | failed | CPU s / 1000 calls | SIPp uas ok | failed | CPU s / 1000 calls |\n")
+            f.write("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+            for p, r in rows:
+                f.write(f"| {p['rate']} | {p['ok']} | {p['failed']} | {p['cpu_per_1000']:.3f} | {r['ok']} | {r['failed']} | {r['cpu_per_1000']:.3f} |\n")
+            f.write(f"\n{summary}.\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
