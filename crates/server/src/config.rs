@@ -39,6 +39,9 @@ pub(crate) struct CallArgs {
     /// Transport to the first hop.
     #[arg(long, value_enum, default_value = "udp")]
     pub(crate) transport: CallTransport,
+    /// PEM file of CA certificates to verify a TLS peer (default: the system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tls_ca: Option<PathBuf>,
     /// Our From URI (default: sip:phonebridge@<local address>).
     #[arg(long, value_name = "URI")]
     pub(crate) from: Option<String>,
@@ -69,6 +72,7 @@ pub(crate) struct CallArgs {
 pub(crate) enum CallTransport {
     Udp,
     Tcp,
+    Tls,
 }
 
 /// Parses `LO-HI` (shared by `serve` and `call`).
@@ -123,6 +127,9 @@ macro_rules! settings {
 settings! {
     http: "http", "PHONEBRIDGE_HTTP", "ADDR:PORT", "HTTP listen address (REST, WebSocket, metrics) [default: 0.0.0.0:4443]";
     sip: "sip", "PHONEBRIDGE_SIP", "ADDR:PORT", "SIP UDP and TCP listen address [default: 0.0.0.0:5060]";
+    sip_tls: "sip-tls", "PHONEBRIDGE_SIP_TLS", "ADDR:PORT", "SIP over TLS listen address [default: 0.0.0.0:5061 when tls-cert is set]";
+    tls_cert: "tls-cert", "PHONEBRIDGE_TLS_CERT", "FILE", "PEM certificate chain for SIP over TLS";
+    tls_key: "tls-key", "PHONEBRIDGE_TLS_KEY", "FILE", "PEM private key for SIP over TLS";
     webrtc: "webrtc", "PHONEBRIDGE_WEBRTC", "ADDR:PORT", "WebRTC UDP port (ICE-lite) [default: 0.0.0.0:50000]";
     rtp_ports: "rtp-ports", "PHONEBRIDGE_RTP_PORTS", "LO-HI", "Port range for SIP-side RTP/RTCP [default: 20000-29999]";
     public_ip: "public-ip", "PHONEBRIDGE_PUBLIC_IP", "IP", "Address to advertise in SIP and SDP instead of the local one";
@@ -146,6 +153,8 @@ settings! {
 pub(crate) struct Config {
     pub(crate) http: SocketAddr,
     pub(crate) sip: SocketAddr,
+    /// SIP over TLS: listen address, certificate chain and key files.
+    pub(crate) sip_tls: Option<(SocketAddr, PathBuf, PathBuf)>,
     pub(crate) webrtc: SocketAddr,
     pub(crate) rtp_ports: (u16, u16),
     pub(crate) public_ip: Option<IpAddr>,
@@ -292,6 +301,28 @@ impl Config {
         let cfg = Config {
             http: r.parse("http", "0.0.0.0:4443", "ADDR:PORT", addr)?,
             sip: r.parse("sip", "0.0.0.0:5060", "ADDR:PORT", addr)?,
+            sip_tls: match (r.get("tls-cert"), r.get("tls-key")) {
+                (None, None) => {
+                    if r.get("sip-tls").is_some() {
+                        anyhow::bail!("invalid value for `sip-tls`: SIP over TLS needs `tls-cert` and `tls-key` as well");
+                    }
+                    None
+                }
+                (Some(_), None) => anyhow::bail!(
+                    "missing `tls-key`: `tls-cert` is set, so SIP over TLS needs its private key"
+                ),
+                (None, Some(_)) => anyhow::bail!(
+                    "missing `tls-cert`: `tls-key` is set, so SIP over TLS needs its certificate"
+                ),
+                (Some(_), Some(_)) => {
+                    let file = |s: &str| Some(PathBuf::from(s)).filter(|p| p.is_file());
+                    Some((
+                        r.parse("sip-tls", "0.0.0.0:5061", "ADDR:PORT", addr)?,
+                        r.parse("tls-cert", "", "a readable PEM file", file)?,
+                        r.parse("tls-key", "", "a readable PEM file", file)?,
+                    ))
+                }
+            },
             webrtc: r.parse("webrtc", "0.0.0.0:50000", "ADDR:PORT", addr)?,
             rtp_ports,
             public_ip: match r.get("public-ip") {

@@ -10,6 +10,7 @@ mod echo;
 mod http;
 mod ports;
 mod sip_driver;
+mod tls;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -129,6 +130,7 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
     let transport = match args.transport {
         config::CallTransport::Udp => TransportKind::Udp,
         config::CallTransport::Tcp => TransportKind::Tcp,
+        config::CallTransport::Tls => TransportKind::Tls,
     };
     let peer = Peer {
         transport,
@@ -163,7 +165,7 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
     let (tx, rx) = mpsc::channel(1024);
     let udp = Arc::new(udp);
     let next_conn = Arc::new(AtomicU64::new(1));
-    let driver = sip_driver::Driver::new(
+    let mut driver = sip_driver::Driver::new(
         ep,
         app,
         udp.clone(),
@@ -174,6 +176,16 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
         next_conn,
         sip_driver::SharedMetrics::default(),
     );
+    if transport == TransportKind::Tls {
+        let name = match &sip.host {
+            phonebridge_sip::Host::Name(n) => n.clone(),
+            phonebridge_sip::Host::Ip(ip) => ip.to_string(),
+        };
+        driver = driver.with_tls_client(
+            tls::client_config(args.tls_ca.as_deref())?,
+            &[(remote, name)],
+        );
+    }
     tokio::spawn(sip_driver::udp_loop(udp, tx));
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(driver.run(stop_rx));
@@ -217,7 +229,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(8192);
     let next_conn = Arc::new(AtomicU64::new(1));
     let udp = Arc::new(udp);
-    let driver = sip_driver::Driver::new(
+    let mut driver = sip_driver::Driver::new(
         ep,
         echo,
         udp.clone(),
@@ -231,12 +243,33 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
 
     tokio::spawn(sip_driver::udp_loop(udp, tx.clone()));
-    tokio::spawn(sip_driver::tcp_accept_loop(
+    // Outbound TLS (to peers whose connection is gone) verifies against the system roots.
+    driver = driver.with_tls_client(tls::client_config(None)?, &[]);
+    tokio::spawn(sip_driver::accept_loop(
         tcp,
+        None,
         tx.clone(),
-        next_conn,
+        next_conn.clone(),
         cfg.tcp_max_connections,
     ));
+    let mut sip_tls_addr = None;
+    if let Some((addr, cert, key)) = &cfg.sip_tls {
+        let server = tls::server_config(cert, key)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot bind SIP TLS {addr}"))?;
+        let bound = listener.local_addr()?;
+        sip_tls_addr = Some(bound);
+        driver = driver.with_tls_port(bound.port());
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
+        tokio::spawn(sip_driver::accept_loop(
+            listener,
+            Some(acceptor),
+            tx.clone(),
+            next_conn,
+            cfg.tcp_max_connections,
+        ));
+    }
     let http_addr = http.local_addr()?;
     let app = http::app(http::AppState { sip: metrics });
     let mut http_stop = stop_rx.clone();
@@ -250,6 +283,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(
         sip = %sip_addr,
         http = %http_addr,
+        sip_tls = %sip_tls_addr.map_or("off".to_owned(), |a| a.to_string()),
         rtp_ports = %format!("{}-{}", cfg.rtp_ports.0, cfg.rtp_ports.1),
         "phonebridge listening (SIP UDP+TCP, HTTP)"
     );

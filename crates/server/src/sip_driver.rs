@@ -12,7 +12,7 @@ use phonebridge_sip::endpoint::Stats;
 use phonebridge_sip::{
     ConnId, Endpoint, Frame, Limits, Message, ParseError, Peer, StreamFramer, TransportKind,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
@@ -40,6 +40,12 @@ pub(crate) fn now() -> Instant {
     Instant::now()
 }
 
+/// How long a stopping driver waits for its last requests (BYE, CANCEL) to be answered.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// When the app is done on its own, open connections stay this long so the peer can finish
+/// its side of the last transaction before we close (peers count an early close as failure).
+const CONNECTION_LINGER: Duration = Duration::from_secs(5);
+
 /// What socket tasks tell the driver.
 pub(crate) enum Input {
     Datagram {
@@ -52,6 +58,7 @@ pub(crate) enum Input {
     },
     ConnOpened {
         conn: ConnId,
+        transport: TransportKind,
         remote: SocketAddr,
         local: SocketAddr,
         writer: mpsc::Sender<Vec<u8>>,
@@ -78,6 +85,7 @@ pub(crate) struct SipMetrics {
 pub(crate) type SharedMetrics = Arc<Mutex<SipMetrics>>;
 
 struct Conn {
+    transport: TransportKind,
     remote: SocketAddr,
     local: SocketAddr,
     writer: mpsc::Sender<Vec<u8>>,
@@ -96,6 +104,11 @@ pub(crate) struct Driver<A> {
     rx: mpsc::Receiver<Input>,
     next_conn: Arc<AtomicU64>,
     metrics: SharedMetrics,
+    /// Outbound TLS: the client config, and the name to verify per remote address.
+    tls_client: Option<Arc<rustls::ClientConfig>>,
+    tls_names: HashMap<SocketAddr, String>,
+    /// The port we accept SIP over TLS on, if we do.
+    tls_port: Option<u16>,
 }
 
 impl<A: App> Driver<A> {
@@ -124,7 +137,27 @@ impl<A: App> Driver<A> {
             rx,
             next_conn,
             metrics,
+            tls_client: None,
+            tls_names: HashMap::new(),
+            tls_port: None,
         }
+    }
+
+    /// Records the SIP-over-TLS port, named in Contact and Via on TLS flows.
+    pub(crate) fn with_tls_port(mut self, port: u16) -> Self {
+        self.tls_port = Some(port);
+        self
+    }
+
+    /// Enables outbound TLS; `name` is the server name to verify for `remote` (default: its IP).
+    pub(crate) fn with_tls_client(
+        mut self,
+        cfg: Arc<rustls::ClientConfig>,
+        names: &[(SocketAddr, String)],
+    ) -> Self {
+        self.tls_client = Some(cfg);
+        self.tls_names.extend(names.iter().cloned());
+        self
     }
 
     /// Our address as `remote` should see it: the public IP if configured, else the bound
@@ -156,6 +189,7 @@ impl<A: App> Driver<A> {
     /// or the app is finished; returns the app.
     pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> A {
         let mut stopping: Option<Instant> = None;
+        let mut signalled = false;
         self.app.start(&mut self.ep, now());
         self.flush().await;
         loop {
@@ -166,6 +200,16 @@ impl<A: App> Driver<A> {
             let sleep_until = deadline
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            // While stopping, wake up in time to honour the 3 s limit.
+            let grace = if signalled {
+                STOP_GRACE
+            } else {
+                CONNECTION_LINGER
+            };
+            let sleep_until = match stopping {
+                Some(t) => sleep_until.min(tokio::time::Instant::from_std(t + grace)),
+                None => sleep_until,
+            };
             tokio::select! {
                 input = self.rx.recv() => {
                     let Some(input) = input else { break };
@@ -189,6 +233,7 @@ impl<A: App> Driver<A> {
                     tracing::info!(calls = self.ep.active_calls(), "shutting down: ending calls");
                     self.ep.hangup_all(now());
                     stopping = Some(now());
+                    signalled = true;
                 }
             }
             self.flush().await;
@@ -196,8 +241,9 @@ impl<A: App> Driver<A> {
                 stopping = Some(now());
             }
             if let Some(t) = stopping {
-                let bye_pending = self.ep.active_transactions() > 0;
-                if !bye_pending || now() - t > Duration::from_secs(3) {
+                let answered = self.ep.awaiting_answers() == 0;
+                let linger = !signalled && !self.conns.is_empty();
+                if (answered && !linger) || now() - t >= grace {
                     break;
                 }
             }
@@ -218,16 +264,22 @@ impl<A: App> Driver<A> {
                     return;
                 };
                 let local_ip = self.public_ip.unwrap_or(c.local.ip());
+                // Contact and Via name the port we listen on for this transport.
+                let port = match c.transport {
+                    TransportKind::Tls => self.tls_port.unwrap_or(c.local.port()),
+                    _ => self.sip_addr.port(),
+                };
                 let peer = Peer {
-                    transport: TransportKind::Tcp,
+                    transport: c.transport,
                     remote: c.remote,
-                    local: SocketAddr::new(local_ip, self.sip_addr.port()),
+                    local: SocketAddr::new(local_ip, port),
                     conn: Some(conn),
                 };
                 self.ep.handle_stream_message(now, peer, *parsed);
             }
             Input::ConnOpened {
                 conn,
+                transport,
                 remote,
                 local,
                 writer,
@@ -236,6 +288,7 @@ impl<A: App> Driver<A> {
                 self.conns.insert(
                     conn,
                     Conn {
+                        transport,
                         remote,
                         local,
                         writer,
@@ -301,24 +354,32 @@ impl<A: App> Driver<A> {
                 // No connection to the peer: open one (RFC 3261 §18.2.2 fallback).
                 let tx = self.tx.clone();
                 let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
+                let tls = match peer.transport {
+                    TransportKind::Tls => match &self.tls_client {
+                        Some(cfg) => {
+                            let name = self
+                                .tls_names
+                                .get(&peer.remote)
+                                .cloned()
+                                .unwrap_or_else(|| peer.remote.ip().to_string());
+                            Some((tokio_rustls::TlsConnector::from(cfg.clone()), name))
+                        }
+                        None => {
+                            tracing::warn!(remote = %peer.remote, "no TLS client configuration; cannot send over TLS");
+                            self.ep.handle_transport_error(now(), &peer);
+                            return;
+                        }
+                    },
+                    _ => None,
+                };
                 tokio::spawn(async move {
-                    match tokio::time::timeout(
-                        Duration::from_secs(5),
-                        TcpStream::connect(peer.remote),
-                    )
-                    .await
-                    {
-                        Ok(Ok(stream)) => {
-                            run_conn(stream, id, tx, Some(bytes), Limits::default()).await
-                        }
-                        _ => {
-                            let _ = tx
-                                .send(Input::ConnectFailed {
-                                    transport: peer.transport,
-                                    remote: peer.remote,
-                                })
-                                .await;
-                        }
+                    if !connect(peer.remote, tls, id, tx.clone(), bytes).await {
+                        let _ = tx
+                            .send(Input::ConnectFailed {
+                                transport: peer.transport,
+                                remote: peer.remote,
+                            })
+                            .await;
                     }
                 });
             }
@@ -375,9 +436,63 @@ pub(crate) async fn udp_loop(sock: Arc<UdpSocket>, tx: mpsc::Sender<Input>) {
     }
 }
 
-/// Accepts SIP TCP connections, within a total and a per-source bound.
-pub(crate) async fn tcp_accept_loop(
+/// Opens a connection (TCP, or TLS when `tls` names the server) and serves it, sending
+/// `first` once it is up; false when the connection or handshake failed.
+async fn connect(
+    remote: SocketAddr,
+    tls: Option<(tokio_rustls::TlsConnector, String)>,
+    id: ConnId,
+    tx: mpsc::Sender<Input>,
+    first: Vec<u8>,
+) -> bool {
+    let Ok(Ok(stream)) =
+        tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(remote)).await
+    else {
+        return false;
+    };
+    let (Ok(remote), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
+        return false;
+    };
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => {
+            run_conn(
+                stream,
+                TransportKind::Tcp,
+                remote,
+                local,
+                id,
+                tx,
+                Some(first),
+            )
+            .await
+        }
+        Some((connector, name)) => {
+            let Ok(server_name) = rustls::pki_types::ServerName::try_from(name.clone()) else {
+                tracing::warn!(%name, "not a valid TLS server name");
+                return false;
+            };
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(server_name, stream))
+                .await
+            {
+                Ok(Ok(s)) => {
+                    run_conn(s, TransportKind::Tls, remote, local, id, tx, Some(first)).await
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(%remote, error = %e, "TLS handshake failed");
+                    return false;
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+    true
+}
+
+/// Accepts SIP connections (TCP, or TLS with `tls`), within a total and a per-source bound.
+pub(crate) async fn accept_loop(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     tx: mpsc::Sender<Input>,
     next_conn: Arc<AtomicU64>,
     max: usize,
@@ -389,66 +504,83 @@ pub(crate) async fn tcp_accept_loop(
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                tracing::debug!(error = %e, "tcp accept");
+                tracing::debug!(error = %e, "accept");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
-        let from_ip = {
+        {
             let mut m = per_ip.lock().unwrap_or_else(|p| p.into_inner());
             let n = m.entry(remote.ip()).or_default();
             if open.load(Ordering::Relaxed) >= max || *n >= PER_SOURCE {
-                tracing::debug!(%remote, "refusing SIP TCP connection: limit reached");
+                tracing::debug!(%remote, "refusing SIP connection: limit reached");
                 continue;
             }
             *n += 1;
-            remote.ip()
-        };
+        }
         open.fetch_add(1, Ordering::Relaxed);
         let id = ConnId(next_conn.fetch_add(1, Ordering::Relaxed));
-        let (tx, open, per_ip) = (tx.clone(), open.clone(), per_ip.clone());
+        let (tx, open, per_ip, tls) = (tx.clone(), open.clone(), per_ip.clone(), tls.clone());
         tokio::spawn(async move {
-            run_conn(stream, id, tx, None, Limits::default()).await;
+            let _ = stream.set_nodelay(true);
+            if let Ok(local) = stream.local_addr() {
+                match tls {
+                    None => run_conn(stream, TransportKind::Tcp, remote, local, id, tx, None).await,
+                    // The handshake is bounded too: a silent client holds no slot for long.
+                    Some(acceptor) => {
+                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
+                        {
+                            Ok(Ok(s)) => {
+                                run_conn(s, TransportKind::Tls, remote, local, id, tx, None).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%remote, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
+                        }
+                    }
+                }
+            }
             open.fetch_sub(1, Ordering::Relaxed);
             let mut m = per_ip.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(n) = m.get_mut(&from_ip) {
+            if let Some(n) = m.get_mut(&remote.ip()) {
                 *n -= 1;
                 if *n == 0 {
-                    m.remove(&from_ip);
+                    m.remove(&remote.ip());
                 }
             }
         });
     }
 }
 
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a connection may sit with an incomplete message, and with nothing at all.
 const PARTIAL_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Serves one TCP connection: frames messages to the driver, writes what the driver sends.
-async fn run_conn(
-    stream: TcpStream,
+/// Serves one connection: frames messages to the driver, writes what the driver sends.
+async fn run_conn<S>(
+    stream: S,
+    transport: TransportKind,
+    remote: SocketAddr,
+    local: SocketAddr,
     id: ConnId,
     tx: mpsc::Sender<Input>,
     first: Option<Vec<u8>>,
-    limits: Limits,
-) {
-    let _ = stream.set_nodelay(true);
-    let (Ok(remote), Ok(local)) = (stream.peer_addr(), stream.local_addr()) else {
-        return;
-    };
-    let (mut rd, mut wr) = stream.into_split();
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (wtx, mut wrx) = mpsc::channel::<Vec<u8>>(256);
-    if tx
-        .send(Input::ConnOpened {
-            conn: id,
-            remote,
-            local,
-            writer: wtx.clone(),
-        })
-        .await
-        .is_err()
-    {
+    let opened = Input::ConnOpened {
+        conn: id,
+        transport,
+        remote,
+        local,
+        writer: wtx.clone(),
+    };
+    if tx.send(opened).await.is_err() {
         return;
     }
     if let Some(b) = first {
@@ -456,12 +588,12 @@ async fn run_conn(
     }
     let writer = tokio::spawn(async move {
         while let Some(b) = wrx.recv().await {
-            if wr.write_all(&b).await.is_err() {
+            if wr.write_all(&b).await.is_err() || wr.flush().await.is_err() {
                 break;
             }
         }
     });
-    let mut framer = StreamFramer::new(limits);
+    let mut framer = StreamFramer::new(Limits::default());
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let wait = if framer.buffered() > 0 {

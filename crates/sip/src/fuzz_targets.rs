@@ -12,7 +12,13 @@ pub fn parse_message(data: &[u8]) {
     let limits = Limits::default();
     if let Ok(msg) = parse_datagram(data, &limits) {
         let printed = msg.encode();
-        let again = parse_datagram(&printed, &limits).expect("a printed message parses");
+        // Printing adds Content-Length and expands compact names, so a message at a limit
+        // may print a little over it: re-parse without limits.
+        let unlimited = Limits {
+            max_message: usize::MAX,
+            max_headers: usize::MAX,
+        };
+        let again = parse_datagram(&printed, &unlimited).expect("a printed message parses");
         assert_eq!(again.encode(), printed, "print is stable");
         let _ = screen(Ok(msg), &UasPolicy::default());
     }

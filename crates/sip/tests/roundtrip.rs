@@ -133,6 +133,23 @@ proptest! {
     }
 }
 
+/// Inputs the fuzzer once broke the parse target with (a Content-Length near usize::MAX on
+/// a stream; a message at the header limit whose print adds Content-Length).
+#[test]
+fn fuzz_regressions() {
+    let mut huge = b":\nL:".to_vec();
+    huge.extend_from_slice(&[b'0'; 60]);
+    huge.extend_from_slice(b"18446744073709551614\n\nJ");
+    phonebridge_sip::fuzz_targets::parse_message(&huge);
+    let mut at_limit = b"SIP/2.0 691 x\n".to_vec();
+    for _ in 0..Limits::default().max_headers {
+        at_limit.extend_from_slice(b"F:x\n");
+    }
+    at_limit.extend_from_slice(b"\n");
+    assert!(parse_datagram(&at_limit, &Limits::default()).is_ok());
+    phonebridge_sip::fuzz_targets::parse_message(&at_limit);
+}
+
 #[test]
 fn fuzz_bodies_hold_on_the_rfc4475_corpus() {
     let dir = std::env::var_os("RFC4475_DIR")

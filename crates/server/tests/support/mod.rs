@@ -22,6 +22,8 @@ pub struct Server {
     child: Child,
     pub sip: SocketAddr,
     pub http: SocketAddr,
+    /// The SIP-over-TLS address, when started with a certificate.
+    pub sip_tls: Option<SocketAddr>,
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
@@ -66,9 +68,14 @@ impl Server {
                 .parse()
                 .unwrap()
         };
+        let sip_tls = line
+            .find("sip_tls=")
+            .and_then(|i| line[i + 8..].split_whitespace().next())
+            .and_then(|v| v.parse().ok());
         Server {
             sip: field("sip"),
             http: field("http"),
+            sip_tls,
             child,
             log,
         }

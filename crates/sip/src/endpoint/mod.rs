@@ -254,6 +254,22 @@ impl Endpoint {
         self.txs.len()
     }
 
+    /// Transactions still waiting for an answer (ours unanswered, or the peer's unanswered by
+    /// us). Those in Completed/Accepted/Confirmed only absorb retransmissions, so a shell
+    /// that is stopping need not wait for them.
+    pub fn awaiting_answers(&self) -> usize {
+        use crate::transaction::State;
+        self.txs
+            .values()
+            .filter(|e| {
+                matches!(
+                    e.tx.state(),
+                    State::Calling | State::Trying | State::Proceeding
+                )
+            })
+            .count()
+    }
+
     /// A UDP datagram arrived.
     pub fn handle_datagram(&mut self, now: Instant, from: Peer, bytes: &[u8]) {
         if !self.guard.admit(&self.cfg.guard, now, from.remote.ip()) {

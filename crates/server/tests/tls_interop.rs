@@ -1,0 +1,108 @@
+//! SIP over TLS: the server's TLS listener with a certificate from a test CA, reached by
+//! `phonebridge call --transport tls` and by baresip.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::*;
+
+/// A self-signed certificate for 127.0.0.1 and localhost; returns (cert, key) paths.
+fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let ck =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    std::fs::write(&key, ck.key_pair.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+fn tls_server(dir: &Path) -> (Server, PathBuf) {
+    let (cert, key) = certificate(dir);
+    let server = Server::start(&[
+        "--sip-tls",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(server.sip_tls.is_some(), "TLS listener reported");
+    (server, cert)
+}
+
+fn call_over_tls(server: &Server, ca: Option<&Path>) -> std::process::Output {
+    let (lo, hi) = port_range(10);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_phonebridge"));
+    cmd.args([
+        "call",
+        &format!("sip:echo@{}", server.sip_tls.unwrap()),
+        "--transport",
+        "tls",
+    ])
+    .args([
+        "--bind",
+        "127.0.0.1:0",
+        "--rtp-ports",
+        &format!("{lo}-{hi}"),
+        "--hold",
+        "1",
+        "--ring-timeout",
+        "5",
+    ]);
+    if let Some(ca) = ca {
+        cmd.arg("--tls-ca").arg(ca);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn echo_answers_over_tls_for_a_client_that_trusts_the_certificate() {
+    let dir = scratch_dir("tls-call");
+    let (server, cert) = tls_server(&dir);
+    let out = call_over_tls(&server, Some(&cert));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("via Tls") && text.contains("answered after"),
+        "{text}"
+    );
+    assert_eq!(server.metric("phonebridge_sip_calls_ended_total"), 1.0);
+}
+
+#[test]
+fn a_client_that_does_not_trust_the_certificate_never_reaches_sip() {
+    let dir = scratch_dir("tls-untrusted");
+    let (server, _cert) = tls_server(&dir);
+    let out = call_over_tls(&server, None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("TransportError"), "{text}");
+    assert_eq!(
+        server.metric("phonebridge_sip_messages_received_total"),
+        0.0
+    );
+}
+
+#[test]
+fn tls_without_a_key_stops_start_up_naming_the_key() {
+    let dir = scratch_dir("tls-config");
+    let (cert, _key) = certificate(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_phonebridge"))
+        .args([
+            "--config",
+            "/dev/null",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`tls-key`"));
+}
