@@ -129,26 +129,39 @@ fn sdp(
 }
 
 struct EchoCall {
-    port: u16,
+    /// The SDP version of our last answer (o= line), raised on each re-INVITE.
     version: u64,
-    offer: Option<AudioOffer>,
-    reflector: JoinHandle<()>,
 }
 
-/// The echo user's calls.
+/// The echo user's calls. All share one RTP/RTCP port pair: every packet goes back to the
+/// address it came from, so calls cannot hear each other and no per-call socket is needed.
 pub(crate) struct Echo {
-    ports: PortPool,
+    port: u16,
     bind_ip: IpAddr,
     calls: HashMap<CallHandle, EchoCall>,
+    _reflector: JoinHandle<()>,
 }
 
 impl Echo {
-    pub(crate) fn new(ports: PortPool, bind_ip: IpAddr) -> Self {
-        Echo {
-            ports,
+    /// Binds the echo port pair from `ports` and starts its reflector (inside the runtime).
+    pub(crate) fn new(mut ports: PortPool, bind_ip: IpAddr) -> std::io::Result<Self> {
+        let (port, rtp, rtcp) = ports.allocate(bind_ip)?;
+        let reflector = spawn_reflector(rtp, rtcp, None)?;
+        Ok(Echo {
+            port,
             bind_ip,
             calls: HashMap::new(),
+            _reflector: reflector,
+        })
+    }
+
+    /// The answer to an offer (or our offer when `body` is empty); `None` when unacceptable.
+    fn sdp_for(&self, ip: IpAddr, body: &[u8], version: u64) -> Option<String> {
+        let text = String::from_utf8_lossy(body);
+        if text.trim().is_empty() {
+            return Some(offer(ip, self.port, version));
         }
+        answer(&parse_offer(&text)?, ip, self.port, version)
     }
 }
 
@@ -164,108 +177,48 @@ impl crate::sip_driver::App for Echo {
                 request,
                 peer,
             } => {
-                let user = request_user(&request.uri);
-                if user.as_deref() != Some("echo") {
+                if request_user(&request.uri).as_deref() != Some("echo") {
                     // Every unknown user gets the same answer: nothing about who exists leaks.
                     let _ = ep.respond(now, *call, 404, None);
                     return;
                 }
-                let body = String::from_utf8_lossy(&request.body);
-                let offer = if body.trim().is_empty() {
-                    None
-                } else {
-                    parse_offer(&body)
-                };
-                if !body.trim().is_empty() && offer.is_none() {
-                    let _ = ep.respond(now, *call, 488, None);
-                    return;
+                match self.sdp_for(peer.local.ip(), &request.body, 1) {
+                    Some(sdp) => {
+                        tracing::debug!(port = self.port, "echo call answered");
+                        self.calls.insert(*call, EchoCall { version: 1 });
+                        let _ = ep.respond(
+                            now,
+                            *call,
+                            200,
+                            Some(("application/sdp", sdp.into_bytes())),
+                        );
+                    }
+                    None => {
+                        let _ = ep.respond(now, *call, 488, None);
+                    }
                 }
-                let (port, rtp, rtcp) = match self.ports.allocate(self.bind_ip) {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "echo: no RTP port");
-                        let _ = ep.respond(now, *call, 503, None);
-                        return;
-                    }
-                };
-                let ip = peer.local.ip();
-                let version = 1;
-                let sdp = match &offer {
-                    Some(o) => match answer(o, ip, port, version) {
-                        Some(s) => s,
-                        None => {
-                            self.ports.release(port);
-                            let _ = ep.respond(now, *call, 488, None);
-                            return;
-                        }
-                    },
-                    None => self::offer(ip, port, version),
-                };
-                let reflector = match spawn_reflector(rtp, rtcp, None) {
-                    Ok(h) => h,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "echo: cannot start RTP reflector");
-                        self.ports.release(port);
-                        let _ = ep.respond(now, *call, 503, None);
-                        return;
-                    }
-                };
-                tracing::info!(port, "echo call answered");
-                self.calls.insert(
-                    *call,
-                    EchoCall {
-                        port,
-                        version,
-                        offer,
-                        reflector,
-                    },
-                );
-                let _ = ep.respond(now, *call, 200, Some(("application/sdp", sdp.into_bytes())));
             }
             Event::Offer { call, body, .. } => {
-                let Some(c) = self.calls.get_mut(call) else {
+                let ip = ep_local_ip(ep, *call).unwrap_or(self.bind_ip);
+                let Some(version) = self.calls.get_mut(call).map(|c| {
+                    c.version += 1;
+                    c.version
+                }) else {
                     return;
                 };
-                let text = String::from_utf8_lossy(body);
-                c.version += 1;
-                if text.trim().is_empty() {
-                    let ip = ep_local_ip(ep, *call).unwrap_or(self.bind_ip);
-                    let _ = ep.answer_offer(
+                let _ = match self.sdp_for(ip, body, version) {
+                    Some(sdp) => ep.answer_offer(
                         now,
                         *call,
                         200,
-                        Some(("application/sdp", offer(ip, c.port, c.version).into_bytes())),
-                    );
-                    return;
-                }
-                match parse_offer(&text) {
-                    Some(o) => {
-                        let ip = ep_local_ip(ep, *call).unwrap_or(self.bind_ip);
-                        match answer(&o, ip, c.port, c.version) {
-                            Some(sdp) => {
-                                c.offer = Some(o);
-                                let _ = ep.answer_offer(
-                                    now,
-                                    *call,
-                                    200,
-                                    Some(("application/sdp", sdp.into_bytes())),
-                                );
-                            }
-                            None => {
-                                let _ = ep.answer_offer(now, *call, 488, None);
-                            }
-                        }
-                    }
-                    None => {
-                        let _ = ep.answer_offer(now, *call, 488, None);
-                    }
-                }
+                        Some(("application/sdp", sdp.into_bytes())),
+                    ),
+                    None => ep.answer_offer(now, *call, 488, None),
+                };
             }
             Event::Ended { call, reason } => {
-                if let Some(c) = self.calls.remove(call) {
-                    c.reflector.abort();
-                    self.ports.release(c.port);
-                    tracing::info!(?reason, "echo call ended");
+                if self.calls.remove(call).is_some() {
+                    tracing::debug!(?reason, "echo call ended");
                 }
             }
             Event::Confirmed { .. }

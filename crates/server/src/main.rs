@@ -186,7 +186,6 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
             &[(remote, name)],
         );
     }
-    tokio::spawn(sip_driver::udp_loop(udp, tx));
     let (stop_tx, stop_rx) = watch::channel(false);
     let run = tokio::spawn(driver.run(stop_rx));
     tokio::select! {
@@ -224,7 +223,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         seed: rand_seed(),
         ..EndpointConfig::default()
     });
-    let echo = echo::Echo::new(ports::PortPool::new(cfg.rtp_ports), sip_addr.ip());
+    let echo = echo::Echo::new(ports::PortPool::new(cfg.rtp_ports), sip_addr.ip())
+        .context("cannot bind the echo user's RTP ports (`rtp-ports`)")?;
     let metrics = sip_driver::SharedMetrics::default();
     let (tx, rx) = mpsc::channel(8192);
     let next_conn = Arc::new(AtomicU64::new(1));
@@ -242,7 +242,6 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     );
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    tokio::spawn(sip_driver::udp_loop(udp, tx.clone()));
     // Outbound TLS (to peers whose connection is gone) verifies against the system roots.
     driver = driver.with_tls_client(tls::client_config(None)?, &[]);
     tokio::spawn(sip_driver::accept_loop(

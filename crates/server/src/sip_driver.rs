@@ -48,10 +48,6 @@ const CONNECTION_LINGER: Duration = Duration::from_secs(5);
 
 /// What socket tasks tell the driver.
 pub(crate) enum Input {
-    Datagram {
-        from: SocketAddr,
-        bytes: Vec<u8>,
-    },
     Stream {
         conn: ConnId,
         parsed: Box<Result<Message, ParseError>>,
@@ -109,6 +105,7 @@ pub(crate) struct Driver<A> {
     tls_names: HashMap<SocketAddr, String>,
     /// The port we accept SIP over TLS on, if we do.
     tls_port: Option<u16>,
+    buf: Vec<u8>,
 }
 
 impl<A: App> Driver<A> {
@@ -140,6 +137,7 @@ impl<A: App> Driver<A> {
             tls_client: None,
             tls_names: HashMap::new(),
             tls_port: None,
+            buf: vec![0u8; 65536],
         }
     }
 
@@ -192,6 +190,10 @@ impl<A: App> Driver<A> {
         let mut signalled = false;
         self.app.start(&mut self.ep, now());
         self.flush().await;
+        // One timer, moved only when the deadline changes (not re-registered every turn).
+        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
+        let sleep = tokio::time::sleep_until(far());
+        tokio::pin!(sleep);
         loop {
             let deadline = match (self.ep.poll_timeout(), self.app.poll_timeout()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -210,7 +212,15 @@ impl<A: App> Driver<A> {
                 Some(t) => sleep_until.min(tokio::time::Instant::from_std(t + grace)),
                 None => sleep_until,
             };
+            if sleep.deadline() != sleep_until {
+                sleep.as_mut().reset(sleep_until);
+            }
             tokio::select! {
+                ready = self.udp.readable() => {
+                    if ready.is_ok() {
+                        self.receive_datagrams();
+                    }
+                }
                 input = self.rx.recv() => {
                     let Some(input) = input else { break };
                     self.handle(input);
@@ -222,7 +232,8 @@ impl<A: App> Driver<A> {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(sleep_until) => {
+                _ = &mut sleep => {
+                    sleep.as_mut().reset(far());
                     let now = now();
                     self.ep.handle_timeout(now);
                     if self.app.poll_timeout().is_some_and(|t| t <= now) {
@@ -252,13 +263,25 @@ impl<A: App> Driver<A> {
         self.app
     }
 
+    /// Reads every datagram the socket holds (up to a batch), straight into the endpoint:
+    /// no hand-off between tasks on the hot path.
+    fn receive_datagrams(&mut self) {
+        for _ in 0..256 {
+            match self.udp.try_recv_from(&mut self.buf) {
+                Ok((n, from)) => {
+                    let peer = self.udp_peer(from);
+                    self.ep.handle_datagram(now(), peer, &self.buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // ICMP errors surface here on some systems; keep serving.
+                Err(e) => tracing::trace!(error = %e, "udp recv"),
+            }
+        }
+    }
+
     fn handle(&mut self, input: Input) {
         let now = now();
         match input {
-            Input::Datagram { from, bytes } => {
-                let peer = self.udp_peer(from);
-                self.ep.handle_datagram(now, peer, &bytes);
-            }
             Input::Stream { conn, parsed } => {
                 let Some(c) = self.conns.get(&conn) else {
                     return;
@@ -336,7 +359,7 @@ impl<A: App> Driver<A> {
     async fn send(&mut self, peer: Peer, bytes: Vec<u8>) {
         match peer.transport {
             TransportKind::Udp => {
-                if let Err(e) = self.udp.send_to(&bytes, peer.remote).await {
+                if let Err(e) = self.udp.try_send_to(&bytes, peer.remote) {
                     tracing::debug!(error = %e, "udp send failed");
                 }
             }
@@ -411,29 +434,6 @@ pub(crate) fn route_local_ip(remote: IpAddr) -> IpAddr {
         })
         .map(|a| a.ip())
         .unwrap_or(remote)
-}
-
-/// Receives UDP datagrams and hands them to the driver.
-pub(crate) async fn udp_loop(sock: Arc<UdpSocket>, tx: mpsc::Sender<Input>) {
-    let mut buf = vec![0u8; 65536];
-    loop {
-        match sock.recv_from(&mut buf).await {
-            Ok((n, from)) => {
-                if tx
-                    .send(Input::Datagram {
-                        from,
-                        bytes: buf[..n].to_vec(),
-                    })
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            // ICMP port-unreachable surfaces here on some systems; keep serving.
-            Err(e) => tracing::trace!(error = %e, "udp recv"),
-        }
-    }
 }
 
 /// Opens a connection (TCP, or TLS when `tls` names the server) and serves it, sending

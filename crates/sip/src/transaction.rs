@@ -110,7 +110,11 @@ pub struct Transaction {
     state: State,
     reliable: bool,
     cfg: TimerConfig,
-    request: Request,
+    method: Method,
+    /// The request: kept by client transactions (ACK building) and by server transactions
+    /// until their final response (answers built from it); then released, since a server
+    /// transaction only resends bytes while it absorbs retransmissions.
+    request: Option<Request>,
     /// The bytes a retransmission timer (A, E, G) or a retransmitted request resends.
     last_sent: Option<Vec<u8>>,
     /// Client INVITE: the ACK sent for a non-2xx final response, resent on its retransmissions.
@@ -177,7 +181,8 @@ impl Transaction {
             state: State::Trying,
             reliable,
             cfg,
-            request,
+            method: request.method.clone(),
+            request: Some(request),
             last_sent: None,
             ack: None,
             interval: cfg.t1,
@@ -196,8 +201,13 @@ impl Transaction {
         self.state
     }
 
-    pub fn request(&self) -> &Request {
-        &self.request
+    /// The request, while the transaction still needs it (see the field's docs).
+    pub fn request(&self) -> Option<&Request> {
+        self.request.as_ref()
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
     }
 
     pub fn is_terminated(&self) -> bool {
@@ -252,9 +262,10 @@ impl Transaction {
                     self.events.push_back(TxEvent::Response(resp));
                 } else {
                     self.final_status = Some(status);
-                    let ack = self.build_ack(&resp).encode();
-                    self.transmits.push_back(ack.clone());
-                    self.ack = Some(ack);
+                    if let Some(ack) = self.build_ack(&resp).map(|a| a.encode()) {
+                        self.transmits.push_back(ack.clone());
+                        self.ack = Some(ack);
+                    }
                     self.state = State::Completed;
                     self.deadlines[Timer::B as usize] = None;
                     self.events.push_back(TxEvent::Response(resp));
@@ -292,9 +303,11 @@ impl Transaction {
     }
 
     /// The ACK for a non-2xx final response (RFC 3261 §17.1.1.3).
-    fn build_ack(&self, resp: &Response) -> Request {
-        let mut ack = Request::new(Method::Ack, self.request.uri.clone());
-        let h = &self.request.headers;
+    fn build_ack(&self, resp: &Response) -> Option<Request> {
+        // Client transactions keep their request for their whole life.
+        let req = self.request.as_ref()?;
+        let mut ack = Request::new(Method::Ack, req.uri.clone());
+        let h = &req.headers;
         if let Some(via) = h.get(&HeaderName::VIA) {
             ack.headers
                 .push(HeaderName::VIA, crate::text::split_commas(via)[0]);
@@ -311,7 +324,7 @@ impl Transaction {
             .and_then(|c| crate::headers::CSeq::parse(c).ok())
             .map_or(1, |c| c.seq);
         ack.headers.push(HeaderName::CSEQ, format!("{seq} ACK"));
-        ack
+        Some(ack)
     }
 
     /// Server: the same request arrived again (a retransmission).
@@ -339,6 +352,10 @@ impl Transaction {
     pub fn send_response(&mut self, now: Instant, resp: &Response) {
         let status = resp.status;
         let bytes = resp.encode();
+        if status >= 200 {
+            // Only bytes are resent from now on.
+            self.request = None;
+        }
         match (self.kind, self.state) {
             (Kind::ServerInvite, State::Proceeding) => {
                 self.transmits.push_back(bytes.clone());

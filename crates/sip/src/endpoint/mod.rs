@@ -451,7 +451,7 @@ impl Endpoint {
             }
         }
         let call = e.call;
-        let method = e.tx.request().method.clone();
+        let method = e.tx.method().clone();
         let server = matches!(
             e.tx.kind(),
             crate::transaction::Kind::ServerInvite | crate::transaction::Kind::ServerNonInvite

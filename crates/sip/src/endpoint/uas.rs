@@ -640,7 +640,7 @@ impl Endpoint {
 
     pub(super) fn reject_invite(&mut self, now: Instant, h: CallHandle, tx: u64, status: u16) {
         let tag = self.calls.get(&h).map(|c| c.local_tag.clone());
-        let Some(req) = self.txs.get(&tx).map(|e| e.tx.request().clone()) else {
+        let Some(req) = self.txs.get(&tx).and_then(|e| e.tx.request().cloned()) else {
             return;
         };
         let r = build::response(&req, status, tag.as_deref());
