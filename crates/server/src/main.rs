@@ -45,22 +45,32 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("phonebridge: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(result) = block_on(true, serve(cfg)) else {
+        return ExitCode::FAILURE;
     };
-    match rt.block_on(serve(cfg)) {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("phonebridge: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs `f` to completion on a new runtime (multi-threaded for the server); `None` when the
+/// runtime cannot start (the reason is printed).
+fn block_on<F: std::future::Future>(multi_thread: bool, f: F) -> Option<F::Output> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match builder.enable_all().build() {
+        Ok(rt) => Some(rt.block_on(f)),
+        Err(e) => {
+            eprintln!("phonebridge: cannot start the runtime: {e}");
+            None
         }
     }
 }
@@ -75,17 +85,10 @@ fn call(args: config::CallArgs) -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("phonebridge: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(result) = block_on(false, place_call(args)) else {
+        return ExitCode::FAILURE;
     };
-    match rt.block_on(place_call(args)) {
+    match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {

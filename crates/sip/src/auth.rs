@@ -68,24 +68,32 @@ fn auth_params(rest: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The parameters and algorithm of a `Digest …` header value; `None` for other schemes and
+/// algorithms we do not support.
+fn digest(value: &str) -> Option<(Vec<(String, String)>, Algorithm)> {
+    let (scheme, rest) = value.trim().split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("Digest") {
+        return None;
+    }
+    let params = auth_params(rest);
+    let algorithm = match params
+        .iter()
+        .find(|(k, _)| k == "algorithm")
+        .map(|(_, v)| v.to_ascii_uppercase())
+        .as_deref()
+    {
+        None | Some("MD5") => Algorithm::Md5,
+        Some("SHA-256") => Algorithm::Sha256,
+        _ => return None,
+    };
+    Some((params, algorithm))
+}
+
 impl Challenge {
     /// Parses one challenge; `None` for other schemes or unsupported algorithms.
     pub fn parse(value: &str) -> Option<Challenge> {
-        let (scheme, rest) = value.trim().split_once([' ', '\t'])?;
-        if !scheme.eq_ignore_ascii_case("Digest") {
-            return None;
-        }
-        let params = auth_params(rest);
+        let (params, algorithm) = digest(value)?;
         let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        let algorithm = match get("algorithm")
-            .as_deref()
-            .map(str::to_ascii_uppercase)
-            .as_deref()
-        {
-            None | Some("MD5") => Algorithm::Md5,
-            Some("SHA-256") => Algorithm::Sha256,
-            _ => return None,
-        };
         let qop = get("qop");
         if qop
             .as_ref()
@@ -191,21 +199,8 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn parse(value: &str) -> Option<Credentials> {
-        let (scheme, rest) = value.trim().split_once([' ', '\t'])?;
-        if !scheme.eq_ignore_ascii_case("Digest") {
-            return None;
-        }
-        let params = auth_params(rest);
+        let (params, algorithm) = digest(value)?;
         let get = |n: &str| params.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-        let algorithm = match get("algorithm")
-            .as_deref()
-            .map(str::to_ascii_uppercase)
-            .as_deref()
-        {
-            None | Some("MD5") => Algorithm::Md5,
-            Some("SHA-256") => Algorithm::Sha256,
-            _ => return None,
-        };
         let qop = match get("qop") {
             Some(q) => Some((q, get("nc")?, get("cnonce")?)),
             None => None,

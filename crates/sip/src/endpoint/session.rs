@@ -48,6 +48,29 @@ impl Resend {
     }
 }
 
+/// Resends `r` when due (over UDP only: reliable transports retransmit themselves); false
+/// once it has been resent for 64*T1 without an acknowledgement.
+fn resend_due(
+    r: &mut Resend,
+    now: Instant,
+    t2: Duration,
+    target: &super::Peer,
+    transmits: &mut std::collections::VecDeque<(super::Peer, Vec<u8>)>,
+    stats: &mut super::Stats,
+) -> bool {
+    match r.step(now, t2) {
+        Some(false) => false,
+        Some(true) => {
+            if !target.transport.is_reliable() {
+                transmits.push_back((target.clone(), r.bytes.clone()));
+                stats.responses_retransmitted += 1;
+            }
+            true
+        }
+        None => true,
+    }
+}
+
 /// An unacknowledged reliable provisional response.
 #[derive(Debug)]
 pub(super) struct Reliable1xx {
@@ -316,13 +339,7 @@ impl Endpoint {
                 } else {
                     c.refresh = None;
                 }
-                let interval = resp
-                    .headers
-                    .get(&HeaderName::SESSION_EXPIRES)
-                    .and_then(parse_session_expires)
-                    .map(|(n, _)| n)
-                    .or(self.calls.get(&h).and_then(|c| c.timer.map(|t| t.interval)));
-                if let Some(n) = interval {
+                if let Some(n) = self.session_interval(h, &resp.headers) {
                     self.set_session_timer(now, h, n, true);
                 }
             }
@@ -374,15 +391,19 @@ impl Endpoint {
             })
     }
 
-    /// After we answer the peer's re-INVITE/UPDATE with 2xx, the peer is the refresher.
-    pub(super) fn peer_refreshed(&mut self, now: Instant, h: CallHandle, req: &Request) {
-        let interval = req
-            .headers
+    /// The session interval a refresh exchange settled on: its Session-Expires, else the
+    /// interval already running.
+    fn session_interval(&self, h: CallHandle, headers: &crate::message::Headers) -> Option<u32> {
+        headers
             .get(&HeaderName::SESSION_EXPIRES)
             .and_then(parse_session_expires)
             .map(|(n, _)| n)
-            .or(self.calls.get(&h).and_then(|c| c.timer.map(|t| t.interval)));
-        if let Some(n) = interval {
+            .or(self.calls.get(&h).and_then(|c| c.timer.map(|t| t.interval)))
+    }
+
+    /// After we answer the peer's re-INVITE/UPDATE with 2xx, the peer is the refresher.
+    pub(super) fn peer_refreshed(&mut self, now: Instant, h: CallHandle, req: &Request) {
+        if let Some(n) = self.session_interval(h, &req.headers) {
             let we = req
                 .headers
                 .get(&HeaderName::SESSION_EXPIRES)
@@ -398,48 +419,49 @@ impl Endpoint {
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
-        // Reliable provisional: resend until PRACK; without one the INVITE fails (§3).
-        if let Some(r) = c.reliable.as_mut() {
-            match r.resend.step(now, t2) {
-                Some(true) if !c.response_target.transport.is_reliable() => {
-                    self.transmits
-                        .push_back((c.response_target.clone(), r.resend.bytes.clone()));
-                    self.stats.responses_retransmitted += 1;
-                }
-                Some(false) => {
-                    c.reliable = None;
-                    c.held_2xx = None;
-                    if let Some(tx) = c.invite_tx {
-                        tracing::info!("no PRACK for a reliable provisional");
-                        self.reject_invite(now, h, tx, 504);
-                        self.end_call(h, EndReason::Timeout);
-                        return;
-                    }
-                }
-                _ => {}
+        // Reliable provisional: resend until PRACK; without one the INVITE fails (RFC 3262 §3).
+        let target = c.response_target.clone();
+        let prack_missing = c.reliable.as_mut().is_some_and(|r| {
+            !resend_due(
+                &mut r.resend,
+                now,
+                t2,
+                &target,
+                &mut self.transmits,
+                &mut self.stats,
+            )
+        });
+        if prack_missing {
+            c.reliable = None;
+            c.held_2xx = None;
+            if let Some(tx) = c.invite_tx {
+                tracing::info!("no PRACK for a reliable provisional");
+                self.reject_invite(now, h, tx, 504);
+                self.end_call(h, EndReason::Timeout);
+                return;
             }
         }
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
-        if let Some(p) = c.pending_2xx.as_mut() {
-            match p.resend.step(now, t2) {
-                Some(true) if !c.response_target.transport.is_reliable() => {
-                    self.transmits
-                        .push_back((c.response_target.clone(), p.resend.bytes.clone()));
-                    self.stats.responses_retransmitted += 1;
-                }
-                Some(false) => {
-                    let initial = p.initial;
-                    c.pending_2xx = None;
-                    if initial {
-                        tracing::info!("no ACK for 2xx; ending call");
-                        self.send_bye(now, h);
-                        self.end_call(h, EndReason::NoAck);
-                        return;
-                    }
-                }
-                _ => {}
+        // 2xx: resend until ACK; an initial INVITE never ACKed ends the call (RFC 3261 §13.3.1.4).
+        let ack_missing = c.pending_2xx.as_mut().is_some_and(|p| {
+            !resend_due(
+                &mut p.resend,
+                now,
+                t2,
+                &target,
+                &mut self.transmits,
+                &mut self.stats,
+            )
+        });
+        if ack_missing {
+            let initial = c.pending_2xx.take().is_some_and(|p| p.initial);
+            if initial {
+                tracing::info!("no ACK for 2xx; ending call");
+                self.send_bye(now, h);
+                self.end_call(h, EndReason::NoAck);
+                return;
             }
         }
         self.session_timer_due(now, h);

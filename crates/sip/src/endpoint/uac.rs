@@ -403,21 +403,32 @@ impl Endpoint {
         self.send_request(now, bye, peer, None);
     }
 
+    /// The next INVITE of a retry on the same dialog (same Call-ID and tags, CSeq + 1), if
+    /// the call is still being set up and `allow` agrees (it may update the caller state).
+    fn retry_invite(
+        &mut self,
+        h: CallHandle,
+        allow: impl FnOnce(&mut Uac) -> bool,
+    ) -> Option<Request> {
+        let c = self.calls.get_mut(&h)?;
+        if c.phase == Phase::Cancelling {
+            return None;
+        }
+        let u = c.uac.as_mut()?;
+        if !allow(u) {
+            return None;
+        }
+        c.local_cseq += 1;
+        u.invite_seq = c.local_cseq;
+        u.got_provisional = false;
+        let mut req = u.invite.clone();
+        req.headers
+            .set(HeaderName::CSEQ, format!("{} INVITE", c.local_cseq));
+        Some(req)
+    }
+
     /// Answers a 401/407 with credentials once (again only for a stale nonce).
     fn retry_with_auth(&mut self, now: Instant, h: CallHandle, resp: &Response) -> bool {
-        let cnonce = self.random_token();
-        let Some(c) = self.calls.get_mut(&h) else {
-            return false;
-        };
-        if c.phase == Phase::Cancelling {
-            return false;
-        }
-        let Some(u) = c.uac.as_mut() else {
-            return false;
-        };
-        let Some((user, pass)) = u.credentials.clone() else {
-            return false;
-        };
         let (challenge_name, answer_name) = if resp.status == 401 {
             (HeaderName::WWW_AUTHENTICATE, HeaderName::AUTHORIZATION)
         } else {
@@ -429,16 +440,19 @@ impl Endpoint {
         let Some(ch) = Challenge::best(resp.headers.get_all(&challenge_name)) else {
             return false;
         };
-        if u.auth_tries >= 2 || (u.auth_tries == 1 && !ch.stale) {
+        let mut creds = None;
+        let retry = self.retry_invite(h, |u| {
+            if u.auth_tries >= 2 || (u.auth_tries == 1 && !ch.stale) {
+                return false;
+            }
+            creds = u.credentials.clone();
+            u.auth_tries += 1;
+            creds.is_some()
+        });
+        let (Some(mut req), Some((user, pass))) = (retry, creds) else {
             return false;
-        }
-        u.auth_tries += 1;
-        c.local_cseq += 1;
-        u.invite_seq = c.local_cseq;
-        u.got_provisional = false;
-        let mut req = u.invite.clone();
-        req.headers
-            .set(HeaderName::CSEQ, format!("{} INVITE", c.local_cseq));
+        };
+        let cnonce = self.random_token();
         req.headers.remove(&answer_name);
         let uri = req.uri.to_string();
         req.headers.push(
@@ -458,25 +472,10 @@ impl Endpoint {
         else {
             return false;
         };
-        let Some(c) = self.calls.get_mut(&h) else {
+        let retry = self.retry_invite(h, |u| !std::mem::replace(&mut u.min_se_retried, true));
+        let Some(mut req) = retry else {
             return false;
         };
-        if c.phase == Phase::Cancelling {
-            return false;
-        }
-        let Some(u) = c.uac.as_mut() else {
-            return false;
-        };
-        if u.min_se_retried {
-            return false;
-        }
-        u.min_se_retried = true;
-        c.local_cseq += 1;
-        u.invite_seq = c.local_cseq;
-        u.got_provisional = false;
-        let mut req = u.invite.clone();
-        req.headers
-            .set(HeaderName::CSEQ, format!("{} INVITE", c.local_cseq));
         req.headers
             .set(HeaderName::SESSION_EXPIRES, min.to_string());
         req.headers.set(HeaderName::MIN_SE, min.to_string());

@@ -597,19 +597,7 @@ impl Endpoint {
             return;
         };
         c.local_cseq += 1;
-        let mut bye = Request::new(Method::Bye, c.remote_target.clone());
-        for r in &c.route_set {
-            bye.headers.push(HeaderName::ROUTE, r.clone());
-        }
-        bye.headers.push(HeaderName::MAX_FORWARDS, "70");
-        bye.headers.push(
-            HeaderName::FROM,
-            format!("{};tag={}", c.local_uri, c.local_tag),
-        );
-        bye.headers.push(HeaderName::TO, c.remote_party.clone());
-        bye.headers.push(HeaderName::CALL_ID, c.call_id.clone());
-        bye.headers
-            .push(HeaderName::CSEQ, format!("{} BYE", c.local_cseq));
+        let bye = c.in_dialog_request(Method::Bye, c.local_cseq);
         let peer = c.peer.clone();
         self.send_request(now, bye, peer, None);
     }
