@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use clap::Parser;
 use phonebridge_sip::endpoint::Cidr;
 
@@ -173,6 +174,8 @@ pub(crate) struct Config {
     pub(crate) t4: Duration,
     pub(crate) tcp_max_connections: usize,
     pub(crate) log: String,
+    /// `[trunks.<name>]` tables (file only).
+    pub(crate) trunks: Vec<crate::trunks::Trunk>,
 }
 
 /// Where a value came from, for error messages.
@@ -228,6 +231,7 @@ impl Config {
     /// Merges flags/env with the config file and validates everything.
     pub(crate) fn load(args: &ServeArgs) -> anyhow::Result<Config> {
         let mut values: BTreeMap<&'static str, (String, Source)> = BTreeMap::new();
+        let mut trunks = Vec::new();
         let file = match &args.config {
             Some(p) => Some(p.clone()),
             None => Some(PathBuf::from("phonebridge.toml")).filter(|p| p.exists()),
@@ -239,6 +243,27 @@ impl Config {
                 anyhow::anyhow!("config file {} is not valid TOML: {e}", path.display())
             })?;
             for (k, v) in table {
+                if k == "trunks" {
+                    let toml::Value::Table(all) = v else {
+                        anyhow::bail!(
+                            "invalid value for `trunks` in {}: expected tables [trunks.<name>]",
+                            path.display()
+                        );
+                    };
+                    for (name, t) in all {
+                        let toml::Value::Table(t) = t else {
+                            anyhow::bail!(
+                                "invalid value for `trunks.{name}` in {}: expected a table",
+                                path.display()
+                            );
+                        };
+                        trunks.push(
+                            crate::trunks::Trunk::from_toml(&name, &t)
+                                .with_context(|| format!("in {}", path.display()))?,
+                        );
+                    }
+                    continue;
+                }
                 let key = ServeArgs::keys()
                     .iter()
                     .find(|known| **known == k || known.replace('-', "_") == k)
@@ -381,6 +406,7 @@ impl Config {
                     .ok()
                     .map(|_| s.to_owned())
             })?,
+            trunks,
         };
         if cfg.t2 < cfg.t1 {
             anyhow::bail!(

@@ -221,10 +221,13 @@ impl crate::sip_driver::App for Echo {
                     tracing::debug!(?reason, "echo call ended");
                 }
             }
+            // Registration events are the driver's; the rest needs nothing from the echo user.
             Event::Confirmed { .. }
             | Event::Info { .. }
             | Event::Progress { .. }
-            | Event::Answered { .. } => {}
+            | Event::Answered { .. }
+            | Event::Registered { .. }
+            | Event::RegistrationFailed { .. } => {}
         }
     }
 }

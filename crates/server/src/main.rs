@@ -11,6 +11,7 @@ mod http;
 mod ports;
 mod sip_driver;
 mod tls;
+mod trunks;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
     let cfg = match Config::load(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("phonebridge: {e}");
+            eprintln!("phonebridge: {e:#}");
             return ExitCode::from(2);
         }
     };
@@ -210,6 +211,17 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot bind HTTP {}", cfg.http))?;
 
+    // Trunk addresses are resolved once at start and trusted by the flood limits.
+    let mut trunks = Vec::new();
+    for t in &cfg.trunks {
+        trunks.push((t.clone(), t.resolve().await?));
+    }
+    let mut trusted = cfg.trusted_sources.clone();
+    trusted.extend(
+        trunks
+            .iter()
+            .map(|(_, a)| phonebridge_sip::endpoint::Cidr::from(a.ip())),
+    );
     let ep = Endpoint::new(EndpointConfig {
         timers: TimerConfig {
             t1: cfg.t1,
@@ -219,7 +231,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         guard: GuardConfig {
             rate: cfg.sip_rate,
             burst: cfg.sip_burst,
-            trusted: cfg.trusted_sources.clone(),
+            trusted,
             ignore_user_agents: cfg.ignore_user_agents.clone(),
         },
         max_calls: cfg.max_calls,
@@ -295,6 +307,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         webhook = cfg.webhook.is_some(),
         "session settings validated; the WebRTC port, REST sessions and webhooks are served by the session server once enabled"
     );
+    for (t, addr) in trunks.iter().filter(|(t, _)| t.register) {
+        driver.register_trunk(t, *addr);
+    }
     let driver_task = tokio::spawn(driver.run(stop_rx));
     wait_for_signal().await;
     tracing::info!("signal received");

@@ -106,6 +106,8 @@ pub(crate) struct Driver<A> {
     /// The port we accept SIP over TLS on, if we do.
     tls_port: Option<u16>,
     buf: Vec<u8>,
+    /// Trunk names of our registrations, for logs.
+    reg_names: HashMap<phonebridge_sip::endpoint::RegHandle, String>,
 }
 
 impl<A: App> Driver<A> {
@@ -138,7 +140,34 @@ impl<A: App> Driver<A> {
             tls_names: HashMap::new(),
             tls_port: None,
             buf: vec![0u8; 65536],
+            reg_names: HashMap::new(),
         }
+    }
+
+    /// Keeps a registration with `trunk` (resolved to `remote`) from the start.
+    pub(crate) fn register_trunk(&mut self, trunk: &crate::trunks::Trunk, remote: SocketAddr) {
+        let local_ip = self.local_ip_for(remote.ip());
+        let port = match trunk.transport {
+            TransportKind::Tls => self.tls_port.unwrap_or(self.sip_addr.port()),
+            _ => self.sip_addr.port(),
+        };
+        let peer = Peer {
+            transport: trunk.transport,
+            remote,
+            local: SocketAddr::new(local_ip, port),
+            conn: None,
+        };
+        let reg = self.ep.register(
+            now(),
+            phonebridge_sip::endpoint::Registration {
+                aor: trunk.from.clone(),
+                registrar: trunk.registrar(),
+                peer,
+                credentials: trunk.credentials(),
+                expires: trunk.register_expires,
+            },
+        );
+        self.reg_names.insert(reg, trunk.name.clone());
     }
 
     /// Records the SIP-over-TLS port, named in Contact and Via on TLS flows.
@@ -243,6 +272,7 @@ impl<A: App> Driver<A> {
                 _ = shutdown.changed(), if stopping.is_none() => {
                     tracing::info!(calls = self.ep.active_calls(), "shutting down: ending calls");
                     self.ep.hangup_all(now());
+                    self.ep.unregister_all(now());
                     stopping = Some(now());
                     signalled = true;
                 }
@@ -347,7 +377,26 @@ impl<A: App> Driver<A> {
             }
             while let Some(ev) = self.ep.poll_event() {
                 progressed = true;
-                self.app.on_event(&mut self.ep, now(), &ev);
+                match &ev {
+                    phonebridge_sip::Event::Registered { reg, expires } => {
+                        let trunk = self.reg_names.get(reg).map_or("?", String::as_str);
+                        tracing::info!(trunk, expires, "registered");
+                    }
+                    phonebridge_sip::Event::RegistrationFailed {
+                        reg,
+                        status,
+                        retry_in,
+                    } => {
+                        let trunk = self.reg_names.get(reg).map_or("?", String::as_str);
+                        tracing::warn!(
+                            trunk,
+                            ?status,
+                            retry_in_s = retry_in.as_secs(),
+                            "registration failed"
+                        );
+                    }
+                    _ => self.app.on_event(&mut self.ep, now(), &ev),
+                }
             }
             if !progressed {
                 break;

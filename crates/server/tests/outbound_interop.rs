@@ -3,51 +3,9 @@
 
 mod support;
 
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use support::*;
-
-/// Starts SIPp as a UAS for one call on a free port; returns it and the port.
-fn carrier(dir: &Path, scenario: &[&str], transport: &str) -> (Child, u16) {
-    let (port, _) = port_range(2);
-    let (mp, _) = port_range(10);
-    let child = Command::new("sipp")
-        .current_dir(dir)
-        .args(scenario)
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-mp",
-            &mp.to_string(),
-            "-t",
-            transport,
-        ])
-        .args([
-            "-m",
-            "1",
-            "-nostdin",
-            "-timeout",
-            "30s",
-            "-trace_stat",
-            "-stf",
-            "stats.csv",
-            "-fd",
-            "1",
-        ])
-        .args(["-trace_err", "-error_file", "errors.log"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("sipp.stderr")).unwrap())
-        .spawn()
-        .expect(
-            "sipp (Debian package sip-tester) must be installed: run the README's test command",
-        );
-    std::thread::sleep(Duration::from_millis(300));
-    (child, port)
-}
 
 fn place(port: u16, hold: &str, extra: &[&str]) -> Output {
     let (lo, hi) = port_range(10);
@@ -79,29 +37,6 @@ fn report(out: &Output) -> String {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-fn finish(mut sipp: Child, dir: &Path) -> (u64, u64) {
-    let status = sipp.wait().unwrap();
-    let csv = std::fs::read_to_string(dir.join("stats.csv")).unwrap();
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines.next().unwrap().split(';').collect();
-    let last: Vec<&str> = lines.last().unwrap().split(';').collect();
-    let col = |n: &str| {
-        last[header.iter().position(|h| *h == n).unwrap()]
-            .parse::<u64>()
-            .unwrap()
-    };
-    let _ = status;
-    (col("SuccessfulCall(C)"), col("FailedCall(C)"))
-}
-
-fn scenario_path(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(name)
-        .display()
-        .to_string()
 }
 
 #[test]

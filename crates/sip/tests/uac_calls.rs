@@ -29,33 +29,6 @@ fn dial(h: &mut Harness, credentials: Option<(&str, &str)>) -> (CallHandle, Stri
     (call, inv)
 }
 
-/// A response from the far end to `req`, with To tag `tag` and extra header lines.
-fn reply(req: &str, status: u16, tag: Option<&str>, extra: &str, body: &str) -> String {
-    let mut r = format!("SIP/2.0 {status} X\n");
-    for line in req.lines() {
-        let name = line.split(':').next().unwrap_or("");
-        if ["Via", "From", "Call-ID", "CSeq"].contains(&name) {
-            r.push_str(line.trim_end());
-            r.push('\n');
-        }
-        if name == "To" {
-            r.push_str(line.trim_end());
-            if let Some(t) = tag {
-                r.push_str(&format!(";tag={t}"));
-            }
-            r.push('\n');
-        }
-    }
-    r.push_str("Contact: <sip:callee@192.0.2.10:5062>\n");
-    r.push_str(extra);
-    let body = body.replace('\n', "\r\n");
-    if !body.is_empty() {
-        r.push_str("Content-Type: application/sdp\n");
-    }
-    r.push_str(&format!("Content-Length: {}\n\n{body}", body.len()));
-    r
-}
-
 #[test]
 fn early_media_then_answer_then_ack_to_contact() {
     let mut h = Harness::udp();

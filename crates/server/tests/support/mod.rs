@@ -31,18 +31,14 @@ impl Server {
     pub fn start(extra: &[&str]) -> Server {
         let (lo, hi) = port_range(400);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_phonebridge"));
-        cmd.args([
-            "--config",
-            "/dev/null",
-            "--sip",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-        ])
-        .args(["--rtp-ports", &format!("{lo}-{hi}"), "--log", "info"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        if !extra.contains(&"--config") {
+            cmd.args(["--config", "/dev/null"]);
+        }
+        cmd.args(["--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args(["--rtp-ports", &format!("{lo}-{hi}"), "--log", "info"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start phonebridge");
         let stdout = child.stdout.take().expect("stdout");
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -276,4 +272,78 @@ pub fn tone_windows(samples: &[i16], rate: u32, freq: f64) -> Vec<bool> {
             rms > 300.0 && tone_share(w, rate, freq) > 0.6
         })
         .collect()
+}
+
+/// Starts SIPp as a UAS for one call on a free port; returns it and the port.
+pub fn carrier(dir: &Path, scenario: &[&str], transport: &str) -> (Child, u16) {
+    let (port, _) = port_range(2);
+    let (mp, _) = port_range(10);
+    let child = Command::new("sipp")
+        .current_dir(dir)
+        .args(scenario)
+        .args([
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-mp",
+            &mp.to_string(),
+            "-t",
+            transport,
+        ])
+        .args([
+            "-m",
+            "1",
+            "-nostdin",
+            "-timeout",
+            "30s",
+            "-trace_stat",
+            "-stf",
+            "stats.csv",
+            "-fd",
+            "1",
+        ])
+        .args(["-trace_err", "-error_file", "errors.log"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("sipp.stderr")).unwrap())
+        .spawn()
+        .expect(
+            "sipp (Debian package sip-tester) must be installed: run the README's test command",
+        );
+    std::thread::sleep(Duration::from_millis(300));
+    (child, port)
+}
+
+/// Waits for SIPp to finish; its (successful, failed) call counts.
+pub fn finish(mut sipp: Child, dir: &Path) -> (u64, u64) {
+    let status = sipp.wait().unwrap();
+    let csv = std::fs::read_to_string(dir.join("stats.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(';').collect();
+    let last: Vec<&str> = lines.last().unwrap().split(';').collect();
+    let col = |n: &str| {
+        last[header.iter().position(|h| *h == n).unwrap()]
+            .parse::<u64>()
+            .unwrap()
+    };
+    let _ = status;
+    (col("SuccessfulCall(C)"), col("FailedCall(C)"))
+}
+
+/// A scenario file from tests/sipp/.
+pub fn scenario_path(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Polls `done` every 100 ms until it holds; fails the test after `limit`.
+pub fn wait_for(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -7,6 +7,7 @@
 
 mod build;
 mod guard;
+mod register;
 mod session;
 mod uac;
 mod uas;
@@ -27,6 +28,7 @@ use crate::uri::Uri;
 use crate::validate::{screen, Envelope, Screened, UasPolicy};
 
 pub use guard::{Cidr, GuardConfig};
+pub use register::{RegHandle, Registration};
 pub use uac::Dial;
 pub use uas::CommandError;
 
@@ -128,6 +130,14 @@ pub enum Event {
         content_type: Option<String>,
         body: Vec<u8>,
     },
+    /// A registration was accepted (or refreshed) for `expires` seconds.
+    Registered { reg: RegHandle, expires: u32 },
+    /// A registration failed (`status` None: no answer); it is retried after `retry_in`.
+    RegistrationFailed {
+        reg: RegHandle,
+        status: Option<u16>,
+        retry_in: Duration,
+    },
     /// The call is over; no further events come for it.
     Ended { call: CallHandle, reason: EndReason },
 }
@@ -188,6 +198,21 @@ impl Default for EndpointConfig {
 enum TimerRef {
     Tx(u64),
     Call(CallHandle),
+    Reg(RegHandle),
+}
+
+/// Who a client transaction's responses go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    None,
+    Call(CallHandle),
+    Reg(RegHandle),
+}
+
+impl From<Option<CallHandle>> for Owner {
+    fn from(c: Option<CallHandle>) -> Self {
+        c.map_or(Owner::None, Owner::Call)
+    }
 }
 
 #[derive(Debug)]
@@ -196,8 +221,17 @@ struct TxEntry {
     tx: Transaction,
     /// Where this transaction's messages go.
     target: Peer,
-    call: Option<CallHandle>,
+    owner: Owner,
     scheduled: Option<Instant>,
+}
+
+impl TxEntry {
+    fn call(&self) -> Option<CallHandle> {
+        match self.owner {
+            Owner::Call(h) => Some(h),
+            _ => None,
+        }
+    }
 }
 
 /// The endpoint. See the module docs for the drain rule.
@@ -211,6 +245,7 @@ pub struct Endpoint {
     calls: HashMap<CallHandle, uas::Call>,
     /// (Call-ID, local tag) → call.
     dialogs: HashMap<(String, String), CallHandle>,
+    regs: HashMap<RegHandle, register::RegState>,
     timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
     transmits: VecDeque<(Peer, Vec<u8>)>,
     events: VecDeque<Event>,
@@ -228,6 +263,7 @@ impl Endpoint {
             next_id: 1,
             calls: HashMap::new(),
             dialogs: HashMap::new(),
+            regs: HashMap::new(),
             timers: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -403,8 +439,9 @@ impl Endpoint {
         key: TxKey,
         tx: Transaction,
         target: Peer,
-        call: Option<CallHandle>,
+        owner: impl Into<Owner>,
     ) -> u64 {
+        let owner = owner.into();
         let id = self.next_id;
         self.next_id += 1;
         self.tx_index.insert(key.clone(), id);
@@ -414,7 +451,7 @@ impl Endpoint {
                 key,
                 tx,
                 target,
-                call,
+                owner,
                 scheduled: None,
             },
         );
@@ -450,7 +487,7 @@ impl Endpoint {
                 self.timers.push(Reverse((t, TimerRef::Tx(id))));
             }
         }
-        let call = e.call;
+        let owner = e.owner;
         let method = e.tx.method().clone();
         let server = matches!(
             e.tx.kind(),
@@ -463,13 +500,13 @@ impl Endpoint {
                         self.tx_index.remove(&e.key);
                     }
                 }
-                TxEvent::Response(resp) if !server => {
-                    if let Some(call) = call {
-                        self.on_call_response(now, call, &method, resp);
-                    }
-                }
-                TxEvent::Timeout | TxEvent::TransportError if !server => {
-                    if let Some(call) = call {
+                TxEvent::Response(resp) if !server => match owner {
+                    Owner::Call(call) => self.on_call_response(now, call, &method, resp),
+                    Owner::Reg(reg) => self.on_register_response(now, reg, &resp),
+                    Owner::None => {}
+                },
+                TxEvent::Timeout | TxEvent::TransportError if !server => match owner {
+                    Owner::Call(call) => {
                         let reason = if ev == TxEvent::Timeout {
                             EndReason::Timeout
                         } else {
@@ -477,7 +514,9 @@ impl Endpoint {
                         };
                         self.on_call_failure(now, call, &method, reason);
                     }
-                }
+                    Owner::Reg(reg) => self.on_register_failure(now, reg),
+                    Owner::None => {}
+                },
                 _ => {}
             }
         }
@@ -527,6 +566,7 @@ impl Endpoint {
                     self.drive_tx(now, id);
                 }
                 TimerRef::Call(h) => self.call_timeout(now, h, t),
+                TimerRef::Reg(h) => self.reg_timeout(now, h, t),
             }
         }
     }

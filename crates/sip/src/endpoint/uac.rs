@@ -514,10 +514,22 @@ impl Endpoint {
     pub(super) fn send_with_branch(
         &mut self,
         now: Instant,
-        mut req: Request,
+        req: Request,
         target: Peer,
         call: Option<CallHandle>,
         branch: &str,
+    ) {
+        self.send_owned(now, req, target, branch, call.into());
+    }
+
+    /// Starts a client transaction whose responses go to `owner`.
+    pub(super) fn send_owned(
+        &mut self,
+        now: Instant,
+        mut req: Request,
+        target: Peer,
+        branch: &str,
+        owner: super::Owner,
     ) {
         req.headers
             .push_front(HeaderName::VIA, Self::via_header(&target, branch));
@@ -527,7 +539,7 @@ impl Endpoint {
         }
         let key = TxKey::for_sent(branch, &req.method);
         let tx = Transaction::client(now, req, target.transport.is_reliable(), self.cfg.timers);
-        let id = self.insert_tx(key, tx, target, call);
+        let id = self.insert_tx(key, tx, target, owner);
         self.drive_tx(now, id);
     }
 }

@@ -228,7 +228,7 @@ impl Endpoint {
         self.next_id += 1;
         self.stats.calls_started += 1;
         if let Some(e) = self.txs.get_mut(&id) {
-            e.call = Some(handle);
+            e.owner = super::Owner::Call(handle);
         }
         let local_tag = self.random_token();
         let mut local = env.to.clone();
@@ -279,7 +279,7 @@ impl Endpoint {
         let target = self
             .tx_index
             .get(&invite_key)
-            .and_then(|tid| self.txs.get(tid).map(|e| (*tid, e.call, e.tx.state())));
+            .and_then(|tid| self.txs.get(tid).map(|e| (*tid, e.call(), e.tx.state())));
         let Some((invite_tx, call, state)) = target else {
             let r = build::response(&req, 481, Some(&self.random_token()));
             return self.respond_tx(now, id, r);

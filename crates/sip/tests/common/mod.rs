@@ -159,3 +159,30 @@ pub fn in_dialog(
         body
     )
 }
+
+/// A response from the far end to `req`, with To tag `tag` and extra header lines.
+pub fn reply(req: &str, status: u16, tag: Option<&str>, extra: &str, body: &str) -> String {
+    let mut r = format!("SIP/2.0 {status} X\n");
+    for line in req.lines() {
+        let name = line.split(':').next().unwrap_or("");
+        if ["Via", "From", "Call-ID", "CSeq"].contains(&name) {
+            r.push_str(line.trim_end());
+            r.push('\n');
+        }
+        if name == "To" {
+            r.push_str(line.trim_end());
+            if let Some(t) = tag {
+                r.push_str(&format!(";tag={t}"));
+            }
+            r.push('\n');
+        }
+    }
+    r.push_str("Contact: <sip:callee@192.0.2.10:5062>\n");
+    r.push_str(extra);
+    let body = body.replace('\n', "\r\n");
+    if !body.is_empty() {
+        r.push_str("Content-Type: application/sdp\n");
+    }
+    r.push_str(&format!("Content-Length: {}\n\n{body}", body.len()));
+    r
+}

@@ -1,0 +1,232 @@
+//! Trunks: the SIP providers and PBXs phonebridge talks to, from `[trunks.<name>]` tables in
+//! `phonebridge.toml`. Each has an address, a transport, optional credentials (answered to
+//! challenges, used to register, and required from the trunk's own INVITEs when
+//! `inbound-auth` is set) and a caller identity.
+
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context};
+use phonebridge_sip::{TransportKind, Uri};
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Trunk {
+    pub(crate) name: String,
+    /// `host[:port]` of the trunk's SIP server.
+    pub(crate) address: String,
+    pub(crate) transport: TransportKind,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    /// Keep a registration with the trunk.
+    pub(crate) register: bool,
+    pub(crate) register_expires: u32,
+    /// Our address of record with the trunk (From of calls and of REGISTER).
+    pub(crate) from: Uri,
+    /// INVITEs from the trunk's address must answer a digest challenge with the credentials.
+    pub(crate) inbound_auth: bool,
+}
+
+const KEYS: &[&str] = &[
+    "address",
+    "transport",
+    "username",
+    "password",
+    "register",
+    "register-expires",
+    "from",
+    "inbound-auth",
+];
+
+impl Trunk {
+    /// Parses one `[trunks.<name>]` table; every error names the trunk and the key.
+    pub(crate) fn from_toml(name: &str, table: &toml::Table) -> anyhow::Result<Trunk> {
+        let at = |key: &str| format!("trunks.{name}.{key}");
+        for k in table.keys() {
+            let known = KEYS
+                .iter()
+                .any(|known| *known == k || known.replace('-', "_") == *k);
+            if !known {
+                bail!("unknown key `{}`; known keys: {}", at(k), KEYS.join(", "));
+            }
+        }
+        let get = |key: &str| table.get(key).or_else(|| table.get(&key.replace('-', "_")));
+        let string = |key: &str| -> anyhow::Result<Option<String>> {
+            match get(key) {
+                None => Ok(None),
+                Some(toml::Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+                Some(_) => bail!(
+                    "invalid value for `{}`: expected a non-empty string",
+                    at(key)
+                ),
+            }
+        };
+        let boolean = |key: &str| -> anyhow::Result<bool> {
+            match get(key) {
+                None => Ok(false),
+                Some(toml::Value::Boolean(b)) => Ok(*b),
+                Some(_) => bail!("invalid value for `{}`: expected true or false", at(key)),
+            }
+        };
+        let address = string("address")?
+            .with_context(|| format!("missing `{}`: the trunk's host[:port]", at("address")))?;
+        let transport = match string("transport")?
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("udp") => TransportKind::Udp,
+            Some("tcp") => TransportKind::Tcp,
+            Some("tls") => TransportKind::Tls,
+            Some(other) => bail!(
+                "invalid value for `{}`: expected udp, tcp or tls, got '{other}'",
+                at("transport")
+            ),
+        };
+        let username = string("username")?;
+        let password = string("password")?;
+        if username.is_some() != password.is_some() {
+            bail!("`{}` and `{}` go together", at("username"), at("password"));
+        }
+        let register = boolean("register")?;
+        let inbound_auth = boolean("inbound-auth")?;
+        if (register || inbound_auth) && username.is_none() {
+            bail!(
+                "`{}` needs `{}` and `{}`",
+                at(if register { "register" } else { "inbound-auth" }),
+                at("username"),
+                at("password")
+            );
+        }
+        let register_expires = match get("register-expires") {
+            None => 3600,
+            Some(toml::Value::Integer(n)) if (60..=86_400).contains(n) => *n as u32,
+            Some(_) => bail!(
+                "invalid value for `{}`: expected seconds between 60 and 86400",
+                at("register-expires")
+            ),
+        };
+        let host = address
+            .rsplit_once(':')
+            .filter(|(_, p)| p.parse::<u16>().is_ok())
+            .map_or(address.as_str(), |(h, _)| h);
+        let from = match string("from")? {
+            Some(f) => Uri::parse(&f)
+                .ok()
+                .filter(|u| u.as_sip().is_some())
+                .with_context(|| {
+                    format!(
+                        "invalid value for `{}`: expected a sip: URI, got '{f}'",
+                        at("from")
+                    )
+                })?,
+            None => {
+                let user = username.clone().unwrap_or_else(|| "phonebridge".into());
+                Uri::parse(&format!("sip:{user}@{host}")).with_context(|| {
+                    format!(
+                        "invalid value for `{}`: '{address}' is not host[:port]",
+                        at("address")
+                    )
+                })?
+            }
+        };
+        Ok(Trunk {
+            name: name.to_owned(),
+            address,
+            transport,
+            username,
+            password,
+            register,
+            register_expires,
+            from,
+            inbound_auth,
+        })
+    }
+
+    /// The trunk's address, resolved (DNS A/AAAA; default port 5060, 5061 for TLS).
+    pub(crate) async fn resolve(&self) -> anyhow::Result<SocketAddr> {
+        let default_port = if self.transport == TransportKind::Tls {
+            5061
+        } else {
+            5060
+        };
+        let with_port = if self
+            .address
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            && !self.address.ends_with(']')
+        {
+            self.address.clone()
+        } else {
+            format!("{}:{default_port}", self.address)
+        };
+        tokio::net::lookup_host(with_port.as_str())
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .with_context(|| {
+                format!(
+                    "cannot resolve `trunks.{}.address` '{}'",
+                    self.name, self.address
+                )
+            })
+    }
+
+    /// The registrar's Request-URI: `sip:<host>` of the trunk (RFC 3261 §10.2).
+    pub(crate) fn registrar(&self) -> Uri {
+        let mut u = self
+            .from
+            .as_sip()
+            .cloned()
+            .expect("from is a SIP URI (checked when parsed)");
+        u.user = None;
+        u.password = None;
+        u.params = Default::default();
+        u.headers.clear();
+        Uri::Sip(u)
+    }
+
+    pub(crate) fn credentials(&self) -> Option<(String, String)> {
+        self.username.clone().zip(self.password.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<Trunk> {
+        let t: toml::Table = text.parse().unwrap();
+        Trunk::from_toml("carrier", &t)
+    }
+
+    #[test]
+    fn full_trunk() {
+        let t = parse("address = \"sip.example.com:5070\"\ntransport = \"tcp\"\nusername = \"acct\"\npassword = \"pw\"\nregister = true\nregister-expires = 600\n").unwrap();
+        assert_eq!(t.transport, TransportKind::Tcp);
+        assert!(t.register);
+        assert_eq!(t.register_expires, 600);
+        assert_eq!(t.from.to_string(), "sip:acct@sip.example.com");
+        assert_eq!(t.registrar().to_string(), "sip:sip.example.com");
+    }
+
+    #[test]
+    fn errors_name_the_trunk_key() {
+        let e = parse("transport = \"udp\"").unwrap_err().to_string();
+        assert!(e.contains("trunks.carrier.address"), "{e}");
+        let e = parse("address = \"a\"\ntransport = \"sctp\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trunks.carrier.transport"), "{e}");
+        let e = parse("address = \"a\"\nregister = true")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trunks.carrier.register"), "{e}");
+        let e = parse("address = \"a\"\ncolour = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key `trunks.carrier.colour`"), "{e}");
+        let e = parse("address = \"a\"\nusername = \"u\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("go together"), "{e}");
+    }
+}
