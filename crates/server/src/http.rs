@@ -66,6 +66,11 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         s.dropped_scanner,
     );
     counter(
+        "sip_auth_challenges_total",
+        "INVITEs from authenticating trunks answered with a digest challenge.",
+        s.auth_challenges,
+    );
+    counter(
         "sip_rejected_busy_total",
         "INVITEs refused with 503 at the call limit.",
         s.rejected_busy,

@@ -236,6 +236,20 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         },
         max_calls: cfg.max_calls,
         seed: rand_seed(),
+        // Trunks with inbound-auth must answer a digest challenge from their address.
+        inbound_auth: trunks
+            .iter()
+            .filter(|(t, _)| t.inbound_auth)
+            .filter_map(|(t, addr)| {
+                let (username, password) = t.credentials()?;
+                Some(phonebridge_sip::endpoint::InboundAuth {
+                    sources: vec![phonebridge_sip::endpoint::Cidr::from(addr.ip())],
+                    realm: "phonebridge".into(),
+                    username,
+                    password,
+                })
+            })
+            .collect(),
         ..EndpointConfig::default()
     });
     let echo = echo::Echo::new(ports::PortPool::new(cfg.rtp_ports), sip_addr.ip())

@@ -60,3 +60,48 @@ fn a_bad_trunk_table_stops_start_up_naming_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("trunks.carrier.register"), "{err}");
 }
+
+#[test]
+fn a_trunk_with_inbound_auth_must_answer_the_challenge() {
+    let dir = scratch_dir("trunk-inbound-auth");
+    let config = dir.join("phonebridge.toml");
+    // The trunk is "127.0.0.1": calls from loopback must carry its credentials.
+    std::fs::write(&config, "[trunks.pbx]\naddress = \"127.0.0.1:5999\"\nusername = \"pbx\"\npassword = \"right\"\ninbound-auth = true\n").unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    let call = |password: &str| {
+        let (lo, hi) = port_range(10);
+        std::process::Command::new(env!("CARGO_BIN_EXE_phonebridge"))
+            .args([
+                "call",
+                &format!("sip:echo@{}", server.sip),
+                "--bind",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--rtp-ports",
+                &format!("{lo}-{hi}"),
+                "--hold",
+                "0.2",
+                "--ring-timeout",
+                "5",
+            ])
+            .args(["--username", "pbx", "--password", password])
+            .output()
+            .unwrap()
+    };
+    let good = call("right");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stdout)
+    );
+    let bad = call("wrong");
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{text}");
+    assert!(text.contains("Rejected(401)"), "{text}");
+    assert_eq!(
+        server.metric("phonebridge_sip_auth_challenges_total"),
+        3.0,
+        "one per call, and the wrong answer"
+    );
+}

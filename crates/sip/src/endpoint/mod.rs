@@ -7,6 +7,7 @@
 
 mod build;
 mod guard;
+mod inbound_auth;
 mod register;
 mod session;
 mod uac;
@@ -28,6 +29,7 @@ use crate::uri::Uri;
 use crate::validate::{screen, Envelope, Screened, UasPolicy};
 
 pub use guard::{Cidr, GuardConfig};
+pub use inbound_auth::InboundAuth;
 pub use register::{RegHandle, Registration};
 pub use uac::Dial;
 pub use uas::CommandError;
@@ -153,6 +155,8 @@ pub struct Stats {
     pub dropped_flood: u64,
     pub dropped_scanner: u64,
     pub rejected_busy: u64,
+    /// INVITEs from an authenticating trunk answered with a digest challenge.
+    pub auth_challenges: u64,
     pub unmatched_responses: u64,
     pub calls_started: u64,
     pub calls_ended: u64,
@@ -176,6 +180,8 @@ pub struct EndpointConfig {
     pub session_expires: u32,
     /// The smallest session interval we accept (Min-SE).
     pub min_se: u32,
+    /// Sources whose INVITEs must answer a digest challenge.
+    pub inbound_auth: Vec<InboundAuth>,
 }
 
 impl Default for EndpointConfig {
@@ -190,6 +196,7 @@ impl Default for EndpointConfig {
             seed: 0,
             session_expires: 1800,
             min_se: 90,
+            inbound_auth: Vec::new(),
         }
     }
 }
@@ -251,6 +258,8 @@ pub struct Endpoint {
     events: VecDeque<Event>,
     guard: guard::Guard,
     stats: Stats,
+    /// Key for stateless digest nonces; its epoch is the first input's time.
+    nonce_key: Option<inbound_auth::NonceKey>,
 }
 
 impl Endpoint {
@@ -269,6 +278,7 @@ impl Endpoint {
             events: VecDeque::new(),
             guard: guard::Guard::default(),
             stats: Stats::default(),
+            nonce_key: None,
         }
     }
 
@@ -588,6 +598,27 @@ impl Endpoint {
 
     fn schedule_call(&mut self, h: CallHandle, at: Instant) {
         self.timers.push(Reverse((at, TimerRef::Call(h))));
+    }
+
+    /// Applies the inbound digest rules to a new INVITE from `ip`; `Some(challenge)` to send.
+    fn inbound_challenge(
+        &mut self,
+        now: Instant,
+        ip: std::net::IpAddr,
+        req: &Request,
+    ) -> Option<String> {
+        if self.cfg.inbound_auth.is_empty() {
+            return None;
+        }
+        if self.nonce_key.is_none() {
+            let secret: [u8; 32] = self.rng.gen();
+            self.nonce_key = Some(inbound_auth::NonceKey::new(secret, now));
+        }
+        let key = self.nonce_key.as_ref()?;
+        match inbound_auth::check(&self.cfg.inbound_auth, key, now, ip, req) {
+            inbound_auth::Verdict::Pass => None,
+            inbound_auth::Verdict::Challenge(v) => Some(v),
+        }
     }
 
     /// Adds the headers every message of ours carries.

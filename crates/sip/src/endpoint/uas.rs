@@ -199,6 +199,12 @@ impl Endpoint {
 
     fn on_invite(&mut self, now: Instant, from: Peer, req: Request, env: Envelope, key: TxKey) {
         let id = self.new_server_tx(key, &req, &from, None);
+        if let Some(challenge) = self.inbound_challenge(now, from.remote.ip(), &req) {
+            self.stats.auth_challenges += 1;
+            let mut r = build::response(&req, 401, Some(&self.random_token()));
+            r.headers.push(HeaderName::WWW_AUTHENTICATE, challenge);
+            return self.respond_tx(now, id, r);
+        }
         if self.calls.len() >= self.cfg.max_calls {
             self.stats.rejected_busy += 1;
             let mut r = build::response(&req, 503, Some(&self.random_token()));
