@@ -86,6 +86,11 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         s.calls_started,
     );
     counter("sip_calls_ended_total", "Calls ended.", s.calls_ended);
+    counter(
+        "panics_contained_total",
+        "Bugs (panics) contained by the SIP driver; each lost one input, not the server.",
+        m.panics,
+    );
     let mut gauge = |name: &str, help: &str, v: usize| {
         let _ = write!(out, "# HELP phonebridge_{name} {help}\n# TYPE phonebridge_{name} gauge\nphonebridge_{name} {v}\n");
     };

@@ -9,6 +9,7 @@ mod dial;
 mod echo;
 mod http;
 mod ports;
+mod redact;
 mod sip_driver;
 mod tls;
 mod trunks;

@@ -76,6 +76,7 @@ pub(crate) struct SipMetrics {
     pub(crate) active_transactions: usize,
     pub(crate) tcp_connections: usize,
     pub(crate) echo_calls: usize,
+    pub(crate) panics: u64,
 }
 
 pub(crate) type SharedMetrics = Arc<Mutex<SipMetrics>>;
@@ -106,6 +107,8 @@ pub(crate) struct Driver<A> {
     /// The port we accept SIP over TLS on, if we do.
     tls_port: Option<u16>,
     buf: Vec<u8>,
+    /// Panics contained by [`contain`] (each lost one input, not the server).
+    panics: u64,
     /// Trunk names of our registrations, for logs.
     reg_names: HashMap<phonebridge_sip::endpoint::RegHandle, String>,
 }
@@ -141,6 +144,7 @@ impl<A: App> Driver<A> {
             tls_port: None,
             buf: vec![0u8; 65536],
             reg_names: HashMap::new(),
+            panics: 0,
         }
     }
 
@@ -264,9 +268,11 @@ impl<A: App> Driver<A> {
                 _ = &mut sleep => {
                     sleep.as_mut().reset(far());
                     let now = now();
-                    self.ep.handle_timeout(now);
+                    let ep = &mut self.ep;
+                    contain(&mut self.panics, "timers", || ep.handle_timeout(now));
                     if self.app.poll_timeout().is_some_and(|t| t <= now) {
-                        self.app.handle_timeout(&mut self.ep, now);
+                        let (app, ep) = (&mut self.app, &mut self.ep);
+                        contain(&mut self.panics, "app timers", || app.handle_timeout(ep, now));
                     }
                 }
                 _ = shutdown.changed(), if stopping.is_none() => {
@@ -300,7 +306,10 @@ impl<A: App> Driver<A> {
             match self.udp.try_recv_from(&mut self.buf) {
                 Ok((n, from)) => {
                     let peer = self.udp_peer(from);
-                    self.ep.handle_datagram(now(), peer, &self.buf[..n]);
+                    let (ep, buf) = (&mut self.ep, &self.buf[..n]);
+                    contain(&mut self.panics, "datagram", || {
+                        ep.handle_datagram(now(), peer, buf)
+                    });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // ICMP errors surface here on some systems; keep serving.
@@ -328,7 +337,10 @@ impl<A: App> Driver<A> {
                     local: SocketAddr::new(local_ip, port),
                     conn: Some(conn),
                 };
-                self.ep.handle_stream_message(now, peer, *parsed);
+                let ep = &mut self.ep;
+                contain(&mut self.panics, "stream message", || {
+                    ep.handle_stream_message(now, peer, *parsed)
+                });
             }
             Input::ConnOpened {
                 conn,
@@ -395,7 +407,12 @@ impl<A: App> Driver<A> {
                             "registration failed"
                         );
                     }
-                    _ => self.app.on_event(&mut self.ep, now(), &ev),
+                    _ => {
+                        let (app, ep) = (&mut self.app, &mut self.ep);
+                        contain(&mut self.panics, "app event", || {
+                            app.on_event(ep, now(), &ev)
+                        });
+                    }
                 }
             }
             if !progressed {
@@ -437,7 +454,7 @@ impl<A: App> Driver<A> {
                             Some((tokio_rustls::TlsConnector::from(cfg.clone()), name))
                         }
                         None => {
-                            tracing::warn!(remote = %peer.remote, "no TLS client configuration; cannot send over TLS");
+                            tracing::warn!(remote = %crate::redact::Addr(peer.remote), "no TLS client configuration; cannot send over TLS");
                             self.ep.handle_transport_error(now(), &peer);
                             return;
                         }
@@ -465,7 +482,18 @@ impl<A: App> Driver<A> {
             m.active_transactions = self.ep.active_transactions();
             m.tcp_connections = self.conns.len();
             m.echo_calls = self.app.active();
+            m.panics = self.panics;
         }
+    }
+}
+
+/// Runs `f`; a panic inside is logged and counted instead of ending the server. The input
+/// that triggered it is lost, and the call it belonged to may misbehave, but every other call
+/// and the listener keep going.
+fn contain(panics: &mut u64, what: &'static str, f: impl FnOnce()) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+        *panics += 1;
+        tracing::error!(what, "bug: a panic was contained; the server keeps running");
     }
 }
 
@@ -528,7 +556,7 @@ async fn connect(
                     run_conn(s, TransportKind::Tls, remote, local, id, tx, Some(first)).await
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(%remote, error = %e, "TLS handshake failed");
+                    tracing::warn!(remote = %crate::redact::Addr(remote), error = %e, "TLS handshake failed");
                     return false;
                 }
                 Err(_) => return false,
@@ -696,4 +724,19 @@ async fn run_conn<S>(
     let _ = tx.send(Input::ConnClosed { conn: id }).await;
     drop(wtx);
     let _ = tokio::time::timeout(Duration::from_secs(1), writer).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_contained_and_counted() {
+        let mut panics = 0;
+        let mut ran_after = false;
+        contain(&mut panics, "test", || panic!("boom"));
+        contain(&mut panics, "test", || ran_after = true);
+        assert_eq!(panics, 1);
+        assert!(ran_after);
+    }
 }
