@@ -253,3 +253,45 @@ fn bad_config_value_stops_start_up_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`sip`"));
 }
+
+#[test]
+fn tcp_connections_per_source_are_bounded() {
+    use std::io::{Read, Write};
+    let server = Server::start(&[]);
+    let options = |i: usize| {
+        format!(
+            "OPTIONS sip:x@{0} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKc{i}\r\nMax-Forwards: 70\r\nFrom: <sip:t@127.0.0.1>;tag=t{i}\r\nTo: <sip:x@{0}>\r\nCall-ID: conn-{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            server.sip
+        )
+    };
+    let mut open = Vec::new();
+    let mut answered = 0;
+    for i in 0..70 {
+        let mut s = std::net::TcpStream::connect(server.sip).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let _ = s.write_all(options(i).as_bytes());
+        let mut buf = [0u8; 2048];
+        match s.read(&mut buf) {
+            Ok(n) if n > 0 && buf.starts_with(b"SIP/2.0 200") => answered += 1,
+            _ => {}
+        }
+        open.push(s);
+    }
+    // 64 connections per source are served; the rest are closed unanswered.
+    assert_eq!(answered, 64);
+    drop(open);
+    // Once they close, new connections are served again.
+    wait_for(
+        "connection slots to free up",
+        Duration::from_secs(5),
+        || {
+            let Ok(mut s) = std::net::TcpStream::connect(server.sip) else {
+                return false;
+            };
+            s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+            let _ = s.write_all(options(99).as_bytes());
+            let mut buf = [0u8; 64];
+            matches!(s.read(&mut buf), Ok(n) if n > 0 && buf.starts_with(b"SIP/2.0 200"))
+        },
+    );
+}
