@@ -73,9 +73,11 @@ pub enum Timer {
     J,
     L,
     M,
+    /// Server INVITE: send 100 Trying if the TU has not answered within 200 ms (§17.2.1).
+    Trying,
 }
 
-const TIMERS: [Timer; 12] = [
+const TIMERS: [Timer; 13] = [
     Timer::A,
     Timer::B,
     Timer::D,
@@ -88,6 +90,7 @@ const TIMERS: [Timer; 12] = [
     Timer::J,
     Timer::L,
     Timer::M,
+    Timer::Trying,
 ];
 
 /// What a transaction reports to its user.
@@ -120,7 +123,7 @@ pub struct Transaction {
     /// Client INVITE: the ACK sent for a non-2xx final response, resent on its retransmissions.
     ack: Option<Vec<u8>>,
     interval: Duration,
-    deadlines: [Option<Instant>; 12],
+    deadlines: [Option<Instant>; 13],
     transmits: VecDeque<Vec<u8>>,
     events: VecDeque<TxEvent>,
     final_status: Option<u16>,
@@ -158,9 +161,10 @@ impl Transaction {
         t
     }
 
-    /// Starts a server transaction for a received request. For INVITE the caller should send
-    /// a 100 Trying through [`Transaction::send_response`] unless it answers at once.
-    pub fn server(request: Request, reliable: bool, cfg: TimerConfig) -> Self {
+    /// Starts a server transaction for a received request. An INVITE gets 100 Trying after
+    /// 200 ms unless the transaction user responds first (RFC 3261 §17.2.1): a caller that is
+    /// answered at once sees no needless provisional.
+    pub fn server(now: Instant, request: Request, reliable: bool, cfg: TimerConfig) -> Self {
         let kind = if request.method == Method::Invite {
             Kind::ServerInvite
         } else {
@@ -168,6 +172,7 @@ impl Transaction {
         };
         let mut t = Transaction::bare(kind, request, reliable, cfg);
         t.state = if kind == Kind::ServerInvite {
+            t.arm(Timer::Trying, now + TRYING_DELAY);
             State::Proceeding
         } else {
             State::Trying
@@ -186,7 +191,7 @@ impl Transaction {
             last_sent: None,
             ack: None,
             interval: cfg.t1,
-            deadlines: [None; 12],
+            deadlines: [None; 13],
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             final_status: None,
@@ -224,7 +229,7 @@ impl Transaction {
     }
 
     fn disarm_all(&mut self) {
-        self.deadlines = [None; 12];
+        self.deadlines = [None; 13];
     }
 
     fn terminate(&mut self) {
@@ -448,6 +453,15 @@ impl Transaction {
                 self.terminate();
             }
             Timer::D | Timer::K | Timer::I | Timer::J | Timer::L | Timer::M => self.terminate(),
+            Timer::Trying => {
+                if self.state == State::Proceeding && self.last_sent.is_none() {
+                    if let Some(req) = &self.request {
+                        let trying = trying_for(req).encode();
+                        self.transmits.push_back(trying.clone());
+                        self.last_sent = Some(trying);
+                    }
+                }
+            }
         }
     }
 
@@ -465,6 +479,25 @@ impl Transaction {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadlines.iter().flatten().min().copied()
     }
+}
+
+/// How long a server INVITE transaction waits for the TU before sending 100 Trying.
+pub const TRYING_DELAY: Duration = Duration::from_millis(200);
+
+/// 100 Trying for `req`: Via, From, To (no tag), Call-ID and CSeq copied (§8.2.6.1).
+fn trying_for(req: &Request) -> Response {
+    let mut r = Response::new(100);
+    for name in [
+        HeaderName::VIA,
+        HeaderName::FROM,
+        HeaderName::TO,
+        HeaderName::CALL_ID,
+        HeaderName::CSEQ,
+    ] {
+        r.headers.copy_from(&req.headers, &name);
+    }
+    r.headers.copy_from(&req.headers, &HeaderName::TIMESTAMP);
+    r
 }
 
 /// How a received request or response finds its transaction (RFC 3261 §17.1.3, §17.2.3).

@@ -34,8 +34,12 @@ fn answer(h: &mut Harness, call: phonebridge_sip::CallHandle) -> String {
 fn invite_gets_100_trying_then_answer_with_contact_and_tag() {
     let mut h = Harness::udp();
     let call = incoming(&mut h, "c1");
+    // Not answered within 200 ms: the transaction sends 100 Trying (RFC 3261 §17.2.1).
+    assert!(h.sent.is_empty());
+    h.run_until(0.2);
     let trying = h.sent_starting("SIP/2.0 100");
     assert_eq!(trying.len(), 1);
+    assert_eq!(trying[0].0, 0.2);
     assert!(
         !header(&trying[0].1, "To").unwrap().contains("tag="),
         "100 carries no tag"
@@ -59,13 +63,27 @@ fn invite_gets_100_trying_then_answer_with_contact_and_tag() {
 fn retransmitted_invite_is_absorbed_with_the_last_response() {
     let mut h = Harness::udp();
     let _call = incoming(&mut h, "c1");
+    // Before any response, a retransmission is absorbed silently.
     h.recv(&invite("c1", "z9hG4bKinv1", 1, SDP));
     assert!(
         h.take_events().is_empty(),
         "no second call for a retransmission"
     );
+    assert!(h.sent.is_empty());
+    h.run_until(0.2);
+    // After the 100 Trying, a retransmission gets it again.
+    h.recv(&invite("c1", "z9hG4bKinv1", 1, SDP));
     assert_eq!(h.sent_starting("SIP/2.0 100").len(), 2);
-    assert_eq!(h.ep.stats().retransmissions_absorbed, 1);
+    assert_eq!(h.ep.stats().retransmissions_absorbed, 2);
+}
+
+#[test]
+fn a_call_answered_at_once_gets_no_100_trying() {
+    let mut h = Harness::udp();
+    let call = incoming(&mut h, "c1");
+    answer(&mut h, call);
+    h.run_until(1.0);
+    assert!(h.sent_starting("SIP/2.0 100").is_empty());
 }
 
 #[test]

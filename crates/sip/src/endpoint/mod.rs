@@ -434,14 +434,23 @@ impl Endpoint {
     /// Creates a server transaction for `req`; responses go per its top Via.
     fn new_server_tx(
         &mut self,
+        now: Instant,
         key: TxKey,
         req: &Request,
         from: &Peer,
         call: Option<CallHandle>,
     ) -> u64 {
         let target = build::response_target(from, build::top_via(&req.headers).as_ref());
-        let tx = Transaction::server(req.clone(), from.transport.is_reliable(), self.cfg.timers);
-        self.insert_tx(key, tx, target, call)
+        let tx = Transaction::server(
+            now,
+            req.clone(),
+            from.transport.is_reliable(),
+            self.cfg.timers,
+        );
+        let id = self.insert_tx(key, tx, target, call);
+        // Schedules the transaction's first timer (100 Trying for an INVITE).
+        self.drive_tx(now, id);
+        id
     }
 
     fn insert_tx(

@@ -178,7 +178,7 @@ impl Endpoint {
             Method::Options => self.answer_options(now, from, req, key),
             Method::Ack => self.stats.dropped_malformed += 1,
             _ => {
-                let id = self.new_server_tx(key, &req, &from, None);
+                let id = self.new_server_tx(now, key, &req, &from, None);
                 let r = build::response(&req, 481, Some(&self.random_token()));
                 self.respond_tx(now, id, r);
             }
@@ -186,7 +186,7 @@ impl Endpoint {
     }
 
     fn answer_options(&mut self, now: Instant, from: Peer, req: Request, key: TxKey) {
-        let id = self.new_server_tx(key, &req, &from, None);
+        let id = self.new_server_tx(now, key, &req, &from, None);
         let mut r = build::response(&req, 200, Some(&self.random_token()));
         r.headers
             .push(HeaderName::ALLOW, self.cfg.policy.allow_header());
@@ -198,7 +198,7 @@ impl Endpoint {
     }
 
     fn on_invite(&mut self, now: Instant, from: Peer, req: Request, env: Envelope, key: TxKey) {
-        let id = self.new_server_tx(key, &req, &from, None);
+        let id = self.new_server_tx(now, key, &req, &from, None);
         if let Some(challenge) = self.inbound_challenge(now, from.remote.ip(), &req) {
             self.stats.auth_challenges += 1;
             let mut r = build::response(&req, 401, Some(&self.random_token()));
@@ -270,8 +270,6 @@ impl Endpoint {
         self.calls.insert(handle, call);
         self.dialogs
             .insert((env.call_id.clone(), local_tag), handle);
-        let trying = build::response(&req, 100, None);
-        self.respond_tx(now, id, trying);
         self.events.push_back(Event::IncomingCall {
             call: handle,
             request: Box::new(req),
@@ -281,7 +279,7 @@ impl Endpoint {
 
     fn on_cancel(&mut self, now: Instant, from: Peer, req: Request, env: Envelope, key: TxKey) {
         let invite_key = TxKey::server(&req, &env, Some(&Method::Invite));
-        let id = self.new_server_tx(key, &req, &from, None);
+        let id = self.new_server_tx(now, key, &req, &from, None);
         let target = self
             .tx_index
             .get(&invite_key)
@@ -327,7 +325,7 @@ impl Endpoint {
                 Method::Ack => {}
                 Method::Options => self.answer_options(now, from, req, key),
                 _ => {
-                    let id = self.new_server_tx(key, &req, &from, None);
+                    let id = self.new_server_tx(now, key, &req, &from, None);
                     let r = build::response(&req, 481, None);
                     self.respond_tx(now, id, r);
                 }
@@ -342,12 +340,8 @@ impl Endpoint {
             .calls
             .get(&h)
             .is_some_and(|c| env.cseq.seq > c.remote_cseq);
-        let is_invite = req.method == Method::Invite;
-        let id = self.new_server_tx(key, &req, &from, Some(h));
-        if is_invite {
-            let trying = build::response(&req, 100, None);
-            self.respond_tx(now, id, trying);
-        }
+        let id = self.new_server_tx(now, key, &req, &from, Some(h));
+
         if !in_order {
             let r = build::response(&req, 500, None);
             return self.respond_tx(now, id, r);
