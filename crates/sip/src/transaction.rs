@@ -138,7 +138,7 @@ impl Transaction {
             Kind::ClientNonInvite
         };
         let bytes = request.encode();
-        let mut t = Transaction::bare(kind, request, reliable, cfg);
+        let mut t = Transaction::bare(kind, request.method.clone(), Some(request), reliable, cfg);
         t.transmits.push_back(bytes.clone());
         t.last_sent = Some(bytes);
         t.interval = cfg.t1;
@@ -170,7 +170,7 @@ impl Transaction {
         } else {
             Kind::ServerNonInvite
         };
-        let mut t = Transaction::bare(kind, request, reliable, cfg);
+        let mut t = Transaction::bare(kind, request.method.clone(), Some(request), reliable, cfg);
         t.state = if kind == Kind::ServerInvite {
             t.arm(Timer::Trying, now + TRYING_DELAY);
             State::Proceeding
@@ -180,14 +180,32 @@ impl Transaction {
         t
     }
 
-    fn bare(kind: Kind, request: Request, reliable: bool, cfg: TimerConfig) -> Self {
+    /// A server transaction for a non-INVITE request: it only ever resends the bytes of its
+    /// response, so it keeps the method and not the request.
+    pub fn server_non_invite(method: Method, reliable: bool, cfg: TimerConfig) -> Self {
+        debug_assert!(
+            method != Method::Invite,
+            "INVITE server transactions keep their request"
+        );
+        let mut t = Transaction::bare(Kind::ServerNonInvite, method, None, reliable, cfg);
+        t.state = State::Trying;
+        t
+    }
+
+    fn bare(
+        kind: Kind,
+        method: Method,
+        request: Option<Request>,
+        reliable: bool,
+        cfg: TimerConfig,
+    ) -> Self {
         Transaction {
             kind,
             state: State::Trying,
             reliable,
             cfg,
-            method: request.method.clone(),
-            request: Some(request),
+            method,
+            request,
             last_sent: None,
             ack: None,
             interval: cfg.t1,

@@ -441,12 +441,12 @@ impl Endpoint {
         call: Option<CallHandle>,
     ) -> u64 {
         let target = build::response_target(from, build::top_via(&req.headers).as_ref());
-        let tx = Transaction::server(
-            now,
-            req.clone(),
-            from.transport.is_reliable(),
-            self.cfg.timers,
-        );
+        let reliable = from.transport.is_reliable();
+        let tx = if req.method == Method::Invite {
+            Transaction::server(now, req.clone(), reliable, self.cfg.timers)
+        } else {
+            Transaction::server_non_invite(req.method.clone(), reliable, self.cfg.timers)
+        };
         let id = self.insert_tx(key, tx, target, call);
         // Schedules the transaction's first timer (100 Trying for an INVITE).
         self.drive_tx(now, id);
