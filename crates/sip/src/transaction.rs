@@ -518,31 +518,20 @@ fn trying_for(req: &Request) -> Response {
     r
 }
 
-/// How a received request or response finds its transaction (RFC 3261 §17.1.3, §17.2.3).
+/// How a received request or response finds its transaction (RFC 3261 §17.1.3, §17.2.3),
+/// as one compact string: one allocation and one short hash per lookup.
+///
+/// RFC 3261 peers: branch, sent-by and method (ACK counts as INVITE; CANCEL is its own).
+/// RFC 2543 peers without the cookie: Request-URI, From tag, Call-ID, CSeq and the top Via.
+/// Client keys (our own branches) omit sent-by: the branch is ours and unique.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum TxKey {
-    /// RFC 3261: branch, sent-by, and method (ACK counts as INVITE; CANCEL is its own).
-    Rfc3261 {
-        branch: String,
-        sent_by: String,
-        method: String,
-    },
-    /// RFC 2543 peers without the cookie: Request-URI, From tag, Call-ID, CSeq, top Via.
-    Rfc2543 {
-        uri: String,
-        from_tag: String,
-        call_id: String,
-        cseq: u32,
-        via: String,
-        method: String,
-    },
-}
+pub struct TxKey(String);
 
 impl TxKey {
-    fn method_class(m: &Method) -> String {
+    fn method_class(m: &Method) -> &str {
         match m {
-            Method::Ack => "INVITE".to_owned(),
-            m => m.as_str().to_owned(),
+            Method::Ack => "INVITE",
+            m => m.as_str(),
         }
     }
 
@@ -553,46 +542,79 @@ impl TxKey {
         env: &crate::validate::Envelope,
         as_method: Option<&Method>,
     ) -> TxKey {
+        use std::fmt::Write as _;
         let via: &Via = env.top_via();
         let method = Self::method_class(as_method.unwrap_or(&req.method));
+        let mut k = String::with_capacity(96);
         if via.has_rfc3261_branch() {
-            let port = via.port.unwrap_or(5060);
-            TxKey::Rfc3261 {
-                branch: via.branch().unwrap_or_default().to_owned(),
-                sent_by: format!("{}:{port}", via.host).to_ascii_lowercase(),
-                method,
-            }
+            // Host names compare case-insensitively; branch and method do not.
+            let _ = write!(k, "3\x00{}\x00", via.branch().unwrap_or_default());
+            let sent_by = k.len();
+            let _ = write!(k, "{}:{}", via.host, via.port.unwrap_or(5060));
+            k[sent_by..].make_ascii_lowercase();
+            let _ = write!(k, "\x00{method}");
         } else {
             let mut v = via.clone();
             v.params.remove("received");
             v.params.remove("rport");
-            TxKey::Rfc2543 {
-                uri: req.uri.to_string(),
-                from_tag: env.from.tag().unwrap_or_default().to_owned(),
-                call_id: env.call_id.clone(),
-                cseq: env.cseq.seq,
-                via: v.to_string().to_ascii_lowercase(),
-                method,
-            }
+            let _ = write!(
+                k,
+                "2\x00{}\x00{}\x00{}\x00{}\x00{}\x00{method}",
+                req.uri,
+                env.from.tag().unwrap_or_default(),
+                env.call_id,
+                env.cseq.seq,
+                v.to_string().to_ascii_lowercase()
+            );
         }
+        TxKey(k)
     }
 
     /// The client transaction key of a response: top Via branch and CSeq method.
     pub fn client(env: &crate::validate::Envelope) -> TxKey {
-        let via = env.top_via();
-        TxKey::Rfc3261 {
-            branch: via.branch().unwrap_or_default().to_owned(),
-            sent_by: String::new(),
-            method: Self::method_class(&env.cseq.method),
-        }
+        Self::for_sent(env.top_via().branch().unwrap_or_default(), &env.cseq.method)
     }
 
     /// The key a client transaction sending `req` with `branch` is found under.
     pub fn for_sent(branch: &str, method: &Method) -> TxKey {
-        TxKey::Rfc3261 {
-            branch: branch.to_owned(),
-            sent_by: String::new(),
-            method: Self::method_class(method),
-        }
+        TxKey(format!("c\x00{branch}\x00{}", Self::method_class(method)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{parse_datagram, Limits};
+
+    fn key(method: &str, via_host: &str, cseq_method: &str) -> TxKey {
+        let m = format!(
+            "{method} sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP {via_host}:5060;branch=z9hG4bKAbC\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: k\r\nCSeq: 1 {cseq_method}\r\nContent-Length: 0\r\n\r\n"
+        );
+        let crate::message::Message::Request(r) =
+            parse_datagram(m.as_bytes(), &Limits::default()).unwrap()
+        else {
+            unreachable!()
+        };
+        let env = crate::validate::check_request(&r).unwrap();
+        TxKey::server(&r, &env, None)
+    }
+
+    #[test]
+    fn server_keys_follow_rfc3261_matching() {
+        assert_eq!(
+            key("INVITE", "Host.Example.COM", "INVITE"),
+            key("INVITE", "host.example.com", "INVITE")
+        );
+        assert_eq!(
+            key("ACK", "h", "ACK"),
+            key("INVITE", "h", "INVITE"),
+            "ACK finds its INVITE"
+        );
+        assert_ne!(key("CANCEL", "h", "CANCEL"), key("INVITE", "h", "INVITE"));
+        assert_ne!(
+            key("FOO", "h", "FOO"),
+            key("foo", "h", "foo"),
+            "methods are case-sensitive"
+        );
     }
 }
