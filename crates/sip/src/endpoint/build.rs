@@ -24,7 +24,13 @@ pub(crate) fn response_from_headers(
     r.headers.copy_from(req, &HeaderName::VIA);
     r.headers.copy_from(req, &HeaderName::FROM);
     if let Some(to) = req.get(&HeaderName::TO) {
-        let has_tag = crate::headers::NameAddr::parse(to).is_ok_and(|t| t.tag().is_some());
+        // Parse only when a tag may be there: most requests that need a tag added have none.
+        let maybe_tag = to
+            .as_bytes()
+            .windows(3)
+            .any(|w| w.eq_ignore_ascii_case(b"tag"));
+        let has_tag =
+            maybe_tag && crate::headers::NameAddr::parse(to).is_ok_and(|t| t.tag().is_some());
         match to_tag {
             Some(tag) if !has_tag && status != 100 => {
                 r.headers.push(HeaderName::TO, format!("{to};tag={tag}"))

@@ -437,10 +437,11 @@ impl Endpoint {
         now: Instant,
         key: TxKey,
         req: &Request,
+        env: &Envelope,
         from: &Peer,
         call: Option<CallHandle>,
     ) -> u64 {
-        let target = build::response_target(from, build::top_via(&req.headers).as_ref());
+        let target = build::response_target(from, Some(env.top_via()));
         let reliable = from.transport.is_reliable();
         let tx = if req.method == Method::Invite {
             Transaction::server(now, req.clone(), reliable, self.cfg.timers)

@@ -175,18 +175,25 @@ impl Endpoint {
         match req.method {
             Method::Invite => self.on_invite(now, from, req, env, key),
             Method::Cancel => self.on_cancel(now, from, req, env, key),
-            Method::Options => self.answer_options(now, from, req, key),
+            Method::Options => self.answer_options(now, from, req, &env, key),
             Method::Ack => self.stats.dropped_malformed += 1,
             _ => {
-                let id = self.new_server_tx(now, key, &req, &from, None);
+                let id = self.new_server_tx(now, key, &req, &env, &from, None);
                 let r = build::response(&req, 481, Some(&self.random_token()));
                 self.respond_tx(now, id, r);
             }
         }
     }
 
-    fn answer_options(&mut self, now: Instant, from: Peer, req: Request, key: TxKey) {
-        let id = self.new_server_tx(now, key, &req, &from, None);
+    fn answer_options(
+        &mut self,
+        now: Instant,
+        from: Peer,
+        req: Request,
+        env: &Envelope,
+        key: TxKey,
+    ) {
+        let id = self.new_server_tx(now, key, &req, env, &from, None);
         let mut r = build::response(&req, 200, Some(&self.random_token()));
         r.headers
             .push(HeaderName::ALLOW, self.cfg.policy.allow_header());
@@ -198,7 +205,7 @@ impl Endpoint {
     }
 
     fn on_invite(&mut self, now: Instant, from: Peer, req: Request, env: Envelope, key: TxKey) {
-        let id = self.new_server_tx(now, key, &req, &from, None);
+        let id = self.new_server_tx(now, key, &req, &env, &from, None);
         if let Some(challenge) = self.inbound_challenge(now, from.remote.ip(), &req) {
             self.stats.auth_challenges += 1;
             let mut r = build::response(&req, 401, Some(&self.random_token()));
@@ -279,7 +286,7 @@ impl Endpoint {
 
     fn on_cancel(&mut self, now: Instant, from: Peer, req: Request, env: Envelope, key: TxKey) {
         let invite_key = TxKey::server(&req, &env, Some(&Method::Invite));
-        let id = self.new_server_tx(now, key, &req, &from, None);
+        let id = self.new_server_tx(now, key, &req, &env, &from, None);
         let target = self
             .tx_index
             .get(&invite_key)
@@ -323,9 +330,9 @@ impl Endpoint {
         let Some(h) = handle else {
             match req.method {
                 Method::Ack => {}
-                Method::Options => self.answer_options(now, from, req, key),
+                Method::Options => self.answer_options(now, from, req, &env, key),
                 _ => {
-                    let id = self.new_server_tx(now, key, &req, &from, None);
+                    let id = self.new_server_tx(now, key, &req, &env, &from, None);
                     let r = build::response(&req, 481, None);
                     self.respond_tx(now, id, r);
                 }
@@ -340,7 +347,7 @@ impl Endpoint {
             .calls
             .get(&h)
             .is_some_and(|c| env.cseq.seq > c.remote_cseq);
-        let id = self.new_server_tx(now, key, &req, &from, Some(h));
+        let id = self.new_server_tx(now, key, &req, &env, &from, Some(h));
 
         if !in_order {
             let r = build::response(&req, 500, None);
