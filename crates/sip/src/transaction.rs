@@ -237,6 +237,11 @@ impl Transaction {
         self.state == State::Terminated
     }
 
+    /// The bytes last sent (the request, or the last response of a server transaction).
+    pub fn last_sent(&self) -> Option<&[u8]> {
+        self.last_sent.as_deref()
+    }
+
     /// The final status sent (server) or received (client), if any.
     pub fn final_status(&self) -> Option<u16> {
         self.final_status

@@ -260,13 +260,21 @@ pub struct Endpoint {
     stats: Stats,
     /// Key for stateless digest nonces; its epoch is the first input's time.
     nonce_key: Option<inbound_auth::NonceKey>,
+    /// Allow, Supported and Accept values, joined once from the policy.
+    policy_headers: PolicyHeaders,
+}
+
+#[derive(Debug)]
+struct PolicyHeaders {
+    allow: String,
+    supported: String,
+    accept: String,
 }
 
 impl Endpoint {
     pub fn new(cfg: EndpointConfig) -> Self {
         Endpoint {
             rng: SmallRng::seed_from_u64(cfg.seed),
-            cfg,
             txs: HashMap::new(),
             tx_index: HashMap::new(),
             next_id: 1,
@@ -279,6 +287,12 @@ impl Endpoint {
             guard: guard::Guard::default(),
             stats: Stats::default(),
             nonce_key: None,
+            policy_headers: PolicyHeaders {
+                allow: cfg.policy.allow_header(),
+                supported: cfg.policy.supported_header(),
+                accept: cfg.policy.accept_header(),
+            },
+            cfg,
         }
     }
 

@@ -100,9 +100,9 @@ impl Endpoint {
         req.headers
             .push(HeaderName::CONTACT, Self::contact_for(&dial.peer));
         req.headers
-            .push(HeaderName::ALLOW, self.cfg.policy.allow_header());
+            .push(HeaderName::ALLOW, self.policy_headers.allow.clone());
         req.headers
-            .push(HeaderName::SUPPORTED, self.cfg.policy.supported_header());
+            .push(HeaderName::SUPPORTED, self.policy_headers.supported.clone());
         if self.cfg.session_expires > 0 {
             req.headers.push(
                 HeaderName::SESSION_EXPIRES,

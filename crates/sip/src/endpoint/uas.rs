@@ -196,11 +196,11 @@ impl Endpoint {
         let id = self.new_server_tx(now, key, &req, env, &from, None);
         let mut r = build::response(&req, 200, Some(&self.random_token()));
         r.headers
-            .push(HeaderName::ALLOW, self.cfg.policy.allow_header());
+            .push(HeaderName::ALLOW, self.policy_headers.allow.clone());
         r.headers
-            .push(HeaderName::ACCEPT, self.cfg.policy.accept_header());
+            .push(HeaderName::ACCEPT, self.policy_headers.accept.clone());
         r.headers
-            .push(HeaderName::SUPPORTED, self.cfg.policy.supported_header());
+            .push(HeaderName::SUPPORTED, self.policy_headers.supported.clone());
         self.respond_tx(now, id, r);
     }
 
@@ -392,7 +392,7 @@ impl Endpoint {
             Method::Options => {
                 let mut r = build::response(&req, 200, None);
                 r.headers
-                    .push(HeaderName::ALLOW, self.cfg.policy.allow_header());
+                    .push(HeaderName::ALLOW, self.policy_headers.allow.clone());
                 self.respond_tx(now, id, r);
             }
             _ => {
@@ -507,12 +507,13 @@ impl Endpoint {
             return Ok(());
         }
         if (200..300).contains(&status) {
-            self.start_2xx(now, h, &resp, true);
             if let Some(c) = self.calls.get_mut(&h) {
                 c.phase = Phase::Answered;
                 c.invite_tx = None;
                 c.reliable = None;
             }
+            self.send_2xx(now, h, tx, resp, true);
+            return Ok(());
         }
         self.respond_tx(now, tx, resp);
         Ok(())
@@ -555,10 +556,11 @@ impl Endpoint {
                     resp.headers.push(HeaderName::REQUIRE, "timer");
                 }
             }
-            if pending.request.method == Method::Invite {
-                self.start_2xx(now, h, &resp, false);
-            }
             self.peer_refreshed(now, h, &pending.request);
+            if pending.request.method == Method::Invite {
+                self.send_2xx(now, h, pending.tx, resp, false);
+                return Ok(());
+            }
         }
         self.respond_tx(now, pending.tx, resp);
         Ok(())
@@ -623,9 +625,9 @@ impl Endpoint {
         r.headers
             .push(HeaderName::CONTACT, Self::contact_for(&c.peer));
         r.headers
-            .push(HeaderName::ALLOW, self.cfg.policy.allow_header());
+            .push(HeaderName::ALLOW, self.policy_headers.allow.clone());
         r.headers
-            .push(HeaderName::SUPPORTED, self.cfg.policy.supported_header());
+            .push(HeaderName::SUPPORTED, self.policy_headers.supported.clone());
         if let Some((ct, b)) = body {
             r.headers.push(HeaderName::CONTENT_TYPE, ct);
             r.body = b;
@@ -642,17 +644,27 @@ impl Endpoint {
         self.respond_tx(now, tx, r);
     }
 
-    fn start_2xx(&mut self, now: Instant, h: CallHandle, resp: &Response, initial: bool) {
+    /// Sends a 2xx to an INVITE on transaction `tx` and keeps resending it until the ACK
+    /// (the transaction stops at Accepted; the dialog owns 2xx retransmission).
+    fn send_2xx(&mut self, now: Instant, h: CallHandle, tx: u64, resp: Response, initial: bool) {
         let t1 = self.cfg.timers.t1;
-        let mut resp = resp.clone();
-        self.decorate(&mut resp.headers);
         let cseq =
             crate::headers::CSeq::parse(resp.headers.get(&HeaderName::CSEQ).unwrap_or_default())
                 .map_or(0, |c| c.seq);
+        self.respond_tx(now, tx, resp);
+        // The bytes the transaction just sent, encoded once.
+        let Some(bytes) = self
+            .txs
+            .get(&tx)
+            .and_then(|e| e.tx.last_sent())
+            .map(<[u8]>::to_vec)
+        else {
+            return;
+        };
         if let Some(c) = self.calls.get_mut(&h) {
             c.pending_2xx = Some(Pending2xx {
                 cseq,
-                resend: Resend::new(now, resp.encode(), t1),
+                resend: Resend::new(now, bytes, t1),
                 initial,
             });
         }
