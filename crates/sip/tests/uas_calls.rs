@@ -364,3 +364,34 @@ fn responses_matching_nothing_are_dropped() {
     assert!(h.sent.is_empty());
     assert_eq!(h.ep.stats().unmatched_responses, 1);
 }
+
+#[test]
+fn rfc2543_peer_without_branch_cookie_is_matched_by_its_fields() {
+    let mut h = Harness::udp();
+    let old = |method: &str, to_tag: &str| {
+        format!(
+            "{method} sip:echo@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5062\nFrom: <sip:old@192.0.2.10>;tag=o1\nTo: <sip:echo@127.0.0.1>{to_tag}\nCall-ID: legacy-1\nCSeq: 7 {method}\nContact: <sip:old@192.0.2.10:5062>\nContent-Length: 0\n\n"
+        )
+    };
+    h.recv(&old("INVITE", ""));
+    let call = match &h.take_events()[..] {
+        [Event::IncomingCall { call, .. }] => *call,
+        other => panic!("{other:?}"),
+    };
+    // The retransmission (same Request-URI, From tag, Call-ID, CSeq, Via) is absorbed.
+    h.recv(&old("INVITE", ""));
+    assert!(h.take_events().is_empty());
+    h.ep.hangup(h.now, call).unwrap();
+    h.drain();
+    let r480 = h.sent_starting("SIP/2.0 480").pop().unwrap().1;
+    let tag = format!(";tag={}", to_tag(&r480));
+    // The ACK carries the To tag of our 480 and matches the INVITE transaction (§17.2.3).
+    h.recv(&old("ACK", &tag));
+    h.run_until(40.0);
+    assert_eq!(
+        h.sent_starting("SIP/2.0 480").len(),
+        1,
+        "the ACK stopped the 480's retransmissions"
+    );
+    assert_eq!(h.ep.active_transactions(), 0);
+}
