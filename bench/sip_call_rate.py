@@ -7,8 +7,11 @@ reports the highest rate with zero failed calls, and the CPU time phonebridge sp
 
 CPU time is read from /proc/<pid>/stat (user + system) before and after each step.
 
-Usage: bench/sip_call_rate.py [--rates 200,400,...] [--seconds 10] [--write]
-  --write appends the results to bench/RESULTS.md.
+Usage: bench/sip_call_rate.py [--rates 200,400,...] [--seconds 10] [--repeat N]
+                               [--binary PATH] [--write]
+  --repeat N  runs each rate N times (phonebridge and SIPp interleaved) and reports medians.
+  --binary    measures another build of phonebridge (default: target/release, built first).
+  --write     appends the results to bench/RESULTS.md.
 """
 
 import argparse
@@ -63,12 +66,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rates", default="200,400,600,800,1000,1200")
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--binary")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
     rates = [int(r) for r in args.rates.split(",")]
 
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "phonebridge"], cwd=ROOT, check=True)
-    binary = os.path.join(ROOT, "target", "release", "phonebridge")
+    binary = args.binary
+    if binary is None:
+        subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "phonebridge"], cwd=ROOT, check=True)
+        binary = os.path.join(ROOT, "target", "release", "phonebridge")
     workdir = tempfile.mkdtemp(prefix="phonebridge-bench-")
 
     pb = subprocess.Popen([binary, "--config", "/dev/null", "--sip", "127.0.0.1:15070",
@@ -83,8 +90,18 @@ def main():
     rows = []
     try:
         for rate in rates:
-            p = measure(pb.pid, "127.0.0.1:15070", rate, args.seconds, workdir)
-            r = measure(uas_pid, "127.0.0.1:15080", rate, args.seconds, workdir)
+            runs = []
+            for _ in range(max(args.repeat, 1)):
+                runs.append((measure(pb.pid, "127.0.0.1:15070", rate, args.seconds, workdir),
+                             measure(uas_pid, "127.0.0.1:15080", rate, args.seconds, workdir)))
+            # Medians of CPU per call; counts summed over the runs.
+            def median_of(side):
+                rs = sorted((x[side] for x in runs), key=lambda m: m["cpu_per_1000"])
+                mid = dict(rs[len(rs) // 2])
+                for k in ("ok", "failed", "calls"):
+                    mid[k] = sum(x[side][k] for x in runs)
+                return mid
+            p, r = median_of(0), median_of(1)
             rows.append((p, r))
             print(f"rate {rate:5}/s (achieved {p['achieved']:6.0f}/s)  phonebridge ok {p['ok']:6} failed {p['failed']:4} "
                   f"cpu/1000 calls {p['cpu_per_1000']:.3f} s  |  sipp uas ok {r['ok']:6} "
