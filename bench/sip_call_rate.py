@@ -121,7 +121,9 @@ def main():
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         with open(os.path.join(ROOT, "bench", "RESULTS.md"), "a") as f:
             f.write(f"\n## SIP call rate, echo user — {stamp}\n\n")
-            f.write(f"Command: `bench/sip_call_rate.py --rates {args.rates} --seconds {args.seconds} --write`  \n")
+            repeat = f" --repeat {args.repeat}" if args.repeat > 1 else ""
+            f.write(f"Command: `bench/sip_call_rate.py --rates {args.rates} --seconds {args.seconds}{repeat} --write`"
+                    f"{' (medians of the runs)' if args.repeat > 1 else ''}  \n")
             f.write(f"Machine: {os.cpu_count()} cores; SIPp uac, phonebridge and the SIPp uas reference on one host over loopback.\n\n")
             f.write("| requested calls/s | achieved calls/s | phonebridge ok | failed | CPU s / 1000 calls | SIPp uas ok | failed | CPU s / 1000 calls |\n")
             f.write("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
