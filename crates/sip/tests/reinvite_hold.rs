@@ -7,22 +7,7 @@ use common::*;
 use phonebridge_sip::{Event, Method};
 
 fn established(h: &mut Harness) -> (phonebridge_sip::CallHandle, String) {
-    h.recv(&invite("c1", "z9hG4bKinv1", 1, SDP));
-    let call = match &h.take_events()[..] {
-        [Event::IncomingCall { call, .. }] => *call,
-        other => panic!("{other:?}"),
-    };
-    h.ep.respond(
-        h.now,
-        call,
-        200,
-        Some(("application/sdp", b"v=0\r\n".to_vec())),
-    )
-    .unwrap();
-    h.drain();
-    let tag = to_tag(&h.sent_starting("SIP/2.0 200").pop().unwrap().1);
-    h.recv(&in_dialog("ACK", "c1", &tag, "z9hG4bKack1", 1, "ACK", ""));
-    h.take_events();
+    let (call, tag, _) = answered_call(h, "");
     h.take_sent();
     (call, tag)
 }

@@ -4,38 +4,17 @@
 mod common;
 
 use common::*;
-use phonebridge_sip::{CallHandle, EndReason, Event};
+use phonebridge_sip::{EndReason, Event};
 
 fn invite_with(extra: &str) -> String {
     invite("c1", "z9hG4bKinv1", 1, SDP)
         .replace("Max-Forwards: 70\n", &format!("Max-Forwards: 70\n{extra}"))
 }
 
-fn answered(h: &mut Harness, extra: &str) -> (CallHandle, String, String) {
-    h.recv(&invite_with(extra));
-    let call = match &h.take_events()[..] {
-        [Event::IncomingCall { call, .. }] => *call,
-        other => panic!("{other:?}"),
-    };
-    h.ep.respond(
-        h.now,
-        call,
-        200,
-        Some(("application/sdp", b"v=0\r\no=pb\r\n".to_vec())),
-    )
-    .unwrap();
-    h.drain();
-    let ok = h.sent_starting("SIP/2.0 200").pop().unwrap().1;
-    let tag = to_tag(&ok);
-    h.recv(&in_dialog("ACK", "c1", &tag, "z9hG4bKack1", 1, "ACK", ""));
-    h.take_events();
-    (call, tag, ok)
-}
-
 #[test]
 fn caller_refreshes_and_silence_ends_the_session() {
     let mut h = Harness::udp();
-    let (call, _tag, ok) = answered(
+    let (call, _tag, ok) = answered_call(
         &mut h,
         "Supported: timer\nSession-Expires: 120;refresher=uac\n",
     );
@@ -58,7 +37,7 @@ fn caller_refreshes_and_silence_ends_the_session() {
 #[test]
 fn peer_update_refresh_restarts_the_timer() {
     let mut h = Harness::udp();
-    let (call, tag, _) = answered(
+    let (call, tag, _) = answered_call(
         &mut h,
         "Supported: timer\nSession-Expires: 120;refresher=uac\n",
     );
@@ -86,7 +65,7 @@ fn peer_update_refresh_restarts_the_timer() {
 #[test]
 fn we_refresh_with_reinvite_when_the_caller_lacks_timer_and_update() {
     let mut h = Harness::udp();
-    let (call, tag, ok) = answered(&mut h, "");
+    let (call, tag, ok) = answered_call(&mut h, "");
     assert_eq!(header(&ok, "Session-Expires"), Some("1800;refresher=uas"));
     assert_eq!(
         header(&ok, "Require"),
@@ -146,7 +125,7 @@ fn we_refresh_with_reinvite_when_the_caller_lacks_timer_and_update() {
 #[test]
 fn we_refresh_with_update_when_allowed() {
     let mut h = Harness::udp();
-    answered(&mut h, "Allow: INVITE, ACK, BYE, CANCEL, UPDATE\n");
+    answered_call(&mut h, "Allow: INVITE, ACK, BYE, CANCEL, UPDATE\n");
     h.run_until(900.0);
     let upd = h.sent_starting("UPDATE ").pop().expect("UPDATE refresh").1;
     assert_eq!(header(&upd, "Content-Length"), Some("0"));
@@ -166,7 +145,7 @@ fn too_small_session_interval_gets_422_with_min_se() {
 #[test]
 fn glare_with_our_refresh_gets_491_and_we_retry() {
     let mut h = Harness::udp();
-    let (_call, tag, _) = answered(&mut h, "");
+    let (_call, tag, _) = answered_call(&mut h, "");
     h.run_until(900.0);
     let ours = h.sent_starting("INVITE ").pop().unwrap().1;
     // The peer's own re-INVITE crosses ours.
@@ -201,10 +180,7 @@ fn glare_with_our_refresh_gets_491_and_we_retry() {
 fn reliable_183_holds_the_200_until_prack() {
     let mut h = Harness::udp();
     h.recv(&invite_with("Supported: 100rel, timer\n"));
-    let call = match &h.take_events()[..] {
-        [Event::IncomingCall { call, .. }] => *call,
-        other => panic!("{other:?}"),
-    };
+    let call = incoming_call(&mut h);
     h.ep.respond(
         h.now,
         call,
@@ -255,10 +231,7 @@ fn reliable_183_holds_the_200_until_prack() {
 fn prack_for_unknown_rseq_gets_481() {
     let mut h = Harness::udp();
     h.recv(&invite_with("Supported: 100rel\n"));
-    let call = match &h.take_events()[..] {
-        [Event::IncomingCall { call, .. }] => *call,
-        other => panic!("{other:?}"),
-    };
+    let call = incoming_call(&mut h);
     h.ep.respond(h.now, call, 180, None).unwrap();
     h.drain();
     let tag = to_tag(&h.sent_starting("SIP/2.0 180").pop().unwrap().1);
@@ -273,10 +246,7 @@ fn prack_for_unknown_rseq_gets_481() {
 fn missing_prack_fails_the_invite_with_504() {
     let mut h = Harness::udp();
     h.recv(&invite_with("Require: 100rel\n"));
-    let call = match &h.take_events()[..] {
-        [Event::IncomingCall { call, .. }] => *call,
-        other => panic!("{other:?}"),
-    };
+    let call = incoming_call(&mut h);
     h.ep.respond(h.now, call, 180, None).unwrap();
     h.drain();
     h.run_until(40.0);

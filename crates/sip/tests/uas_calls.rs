@@ -374,10 +374,7 @@ fn rfc2543_peer_without_branch_cookie_is_matched_by_its_fields() {
         )
     };
     h.recv(&old("INVITE", ""));
-    let call = match &h.take_events()[..] {
-        [Event::IncomingCall { call, .. }] => *call,
-        other => panic!("{other:?}"),
-    };
+    let call = incoming_call(&mut h);
     // The retransmission (same Request-URI, From tag, Call-ID, CSeq, Via) is absorbed.
     h.recv(&old("INVITE", ""));
     assert!(h.take_events().is_empty());

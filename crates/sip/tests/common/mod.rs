@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use phonebridge_sip::{Endpoint, EndpointConfig, Event, Peer, TransportKind};
+use phonebridge_sip::{CallHandle, Endpoint, EndpointConfig, Event, Peer, TransportKind};
 
 pub struct Harness {
     pub ep: Endpoint,
@@ -185,4 +185,34 @@ pub fn reply(req: &str, status: u16, tag: Option<&str>, extra: &str, body: &str)
     }
     r.push_str(&format!("Content-Length: {}\n\n{body}", body.len()));
     r
+}
+
+/// The call of the single IncomingCall event the last inputs produced.
+pub fn incoming_call(h: &mut Harness) -> CallHandle {
+    match &h.take_events()[..] {
+        [Event::IncomingCall { call, .. }] => *call,
+        other => panic!("expected one IncomingCall, got {other:?}"),
+    }
+}
+
+/// An INVITE (with `extra` header lines) answered 200 with our SDP `v=0 o=pb` and ACKed;
+/// returns the call, our To tag and the 200 as sent.
+pub fn answered_call(h: &mut Harness, extra: &str) -> (CallHandle, String, String) {
+    let inv = invite("c1", "z9hG4bKinv1", 1, SDP)
+        .replace("Max-Forwards: 70\n", &format!("Max-Forwards: 70\n{extra}"));
+    h.recv(&inv);
+    let call = incoming_call(h);
+    h.ep.respond(
+        h.now,
+        call,
+        200,
+        Some(("application/sdp", b"v=0\r\no=pb\r\n".to_vec())),
+    )
+    .unwrap();
+    h.drain();
+    let ok = h.sent_starting("SIP/2.0 200").pop().expect("200").1;
+    let tag = to_tag(&ok);
+    h.recv(&in_dialog("ACK", "c1", &tag, "z9hG4bKack1", 1, "ACK", ""));
+    h.take_events();
+    (call, tag, ok)
 }
