@@ -91,33 +91,27 @@ pub(crate) fn answer(offer: &AudioOffer, ip: IpAddr, port: u16, version: u64) ->
         "inactive" => "inactive",
         _ => "sendrecv",
     };
-    let mut fmts = pt.to_string();
-    if let Some(d) = offer.dtmf {
-        let _ = write!(fmts, " {d}");
-    }
-    Some(sdp(ip, port, version, &fmts, pt, offer.dtmf, dir))
+    Some(sdp(ip, port, version, &[pt], offer.dtmf, dir))
 }
 
-/// Our offer for an INVITE that came without SDP.
+/// Our offer for an INVITE that came without SDP: both G.711 laws and telephone-event.
 pub(crate) fn offer(ip: IpAddr, port: u16, version: u64) -> String {
-    sdp(ip, port, version, "0 8 101", 0, Some(101), "sendrecv")
-        .replace("a=ptime:20\r\n", "a=rtpmap:8 PCMA/8000\r\na=ptime:20\r\n")
+    sdp(ip, port, version, &[0, 8], Some(101), "sendrecv")
 }
 
-fn sdp(
-    ip: IpAddr,
-    port: u16,
-    version: u64,
-    fmts: &str,
-    pt: u8,
-    dtmf: Option<u8>,
-    dir: &str,
-) -> String {
+/// An audio session description listing `codecs` (static G.711 types), then `dtmf`.
+fn sdp(ip: IpAddr, port: u16, version: u64, codecs: &[u8], dtmf: Option<u8>, dir: &str) -> String {
     let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
-    let codec = if pt == 0 { "PCMU" } else { "PCMA" };
+    let mut fmts: Vec<String> = codecs.iter().map(u8::to_string).collect();
+    fmts.extend(dtmf.map(|d| d.to_string()));
     let mut s = format!(
-        "v=0\r\no=phonebridge {version} {version} IN {family} {ip}\r\ns=phonebridge\r\nc=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {fmts}\r\na=rtpmap:{pt} {codec}/8000\r\n"
+        "v=0\r\no=phonebridge {version} {version} IN {family} {ip}\r\ns=phonebridge\r\nc=IN {family} {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP {}\r\n",
+        fmts.join(" ")
     );
+    for pt in codecs {
+        let name = if *pt == 0 { "PCMU" } else { "PCMA" };
+        let _ = write!(s, "a=rtpmap:{pt} {name}/8000\r\n");
+    }
     if let Some(d) = dtmf {
         let _ = write!(
             s,
