@@ -109,3 +109,18 @@ fn early_media_from_183_flows_before_the_answer() {
     );
     assert_eq!(finish(sipp, &dir), (1, 0), "{text}");
 }
+
+#[test]
+fn reliable_183_from_carrier_is_pracked_before_the_answer() {
+    let dir = scratch_dir("out-prack");
+    let (sipp, port) = carrier(&dir, &["-sf", &scenario_path("uas_prack.xml")], "u1");
+    let out = place(port, "1", &[]);
+    let text = report(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("progress 183") && text.contains("answered after"),
+        "{text}"
+    );
+    // The carrier answers only after a PRACK naming its RSeq and our INVITE's CSeq.
+    assert_eq!(finish(sipp, &dir), (1, 0), "{text}");
+}
