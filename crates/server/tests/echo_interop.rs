@@ -113,66 +113,9 @@ fn unknown_users_are_refused() {
 fn baresip_hears_its_tone_back() {
     let server = Server::start(&[]);
     let dir = scratch_dir("baresip");
-    let conf = dir.join("conf");
-    let snd = dir.join("snd");
-    std::fs::create_dir_all(&conf).unwrap();
-    std::fs::create_dir_all(&snd).unwrap();
-    let tone = dir.join("tone.wav");
-    write_tone_wav(&tone, 8000, 700.0, 10.0, 0.5);
-    let (lo, hi) = port_range(100);
-    std::fs::write(
-        conf.join("config"),
-        format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{lo}\naudio_source aufile,{}\naudio_player aufile,/dev/null\naudio_alert aufile,/dev/null\naudio_srate 8000\naudio_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {}\nrtp_ports {}-{hi}\n",
-            tone.display(),
-            snd.display(),
-            lo + 2
-        ),
-    )
-    .unwrap();
-    std::fs::write(
-        conf.join("accounts"),
-        "<sip:tester@127.0.0.1>;regint=0;audio_codecs=PCMU\n",
-    )
-    .unwrap();
-    let out = Command::new("baresip")
-        .arg("-f")
-        .arg(&conf)
-        .args(["-e", &format!("/dial sip:echo@{}", server.sip), "-t", "6"])
-        .output()
-        .expect("baresip (Debian package baresip-core) must be installed: run the README's test command");
-    let log = String::from_utf8_lossy(&out.stdout);
+    let (log, samples, rate) = baresip_echo_call(&dir, &format!("sip:echo@{}", server.sip), "", "");
     assert!(log.contains("Call established"), "{log}");
-    let dec = std::fs::read_dir(&snd)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
-        .expect("baresip recorded what it received");
-    let (rate, samples) = read_wav(&dec);
-    let windows = tone_windows(&samples, rate, 700.0);
-    let heard = windows.iter().filter(|w| **w).count();
-    assert!(
-        windows.len() >= 200,
-        "only {} windows recorded",
-        windows.len()
-    );
-    // After the first half second, the echo carries the tone without gaps.
-    let settled = &windows[25..windows.len() - 5];
-    let longest_gap = settled.split(|w| *w).map(|g| g.len()).max().unwrap_or(0);
-    assert!(
-        heard * 10 >= windows.len() * 9,
-        "700 Hz heard in {heard} of {} windows",
-        windows.len()
-    );
-    assert!(
-        longest_gap <= 2,
-        "gap of {longest_gap} windows in the echoed tone"
-    );
-    let other = tone_windows(&samples, rate, 1100.0)
-        .iter()
-        .filter(|w| **w)
-        .count();
-    assert_eq!(other, 0, "a tone nobody sent");
+    assert_echoed_tone(&samples, rate);
 }
 
 fn recv_until(sock: &UdpSocket, start: &str) -> String {

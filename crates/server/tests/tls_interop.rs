@@ -106,3 +106,18 @@ fn tls_without_a_key_stops_start_up_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("`tls-key`"));
 }
+
+#[test]
+fn baresip_hears_its_tone_back_over_tls() {
+    let dir = scratch_dir("tls-baresip");
+    let (server, cert) = tls_server(&dir);
+    let target = format!("sip:echo@{};transport=tls", server.sip_tls.unwrap());
+    let (log, samples, rate) = baresip_echo_call(
+        &dir,
+        &target,
+        ";transport=tls",
+        &format!("sip_cafile {}\n", cert.display()),
+    );
+    assert!(log.contains("Call established"), "{log}");
+    assert_echoed_tone(&samples, rate);
+}

@@ -347,3 +347,78 @@ pub fn wait_for(what: &str, limit: Duration, done: impl Fn() -> bool) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Calls `target` from baresip playing a 700 Hz tone for 6 s and recording what it hears.
+/// `account_params` and `extra_config` extend baresip's account line and config (TLS).
+/// Returns baresip's output and the received samples with their rate.
+pub fn baresip_echo_call(
+    dir: &Path,
+    target: &str,
+    account_params: &str,
+    extra_config: &str,
+) -> (String, Vec<i16>, u32) {
+    let conf = dir.join("conf");
+    let snd = dir.join("snd");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::create_dir_all(&snd).unwrap();
+    let tone = dir.join("tone.wav");
+    write_tone_wav(&tone, 8000, 700.0, 10.0, 0.5);
+    let (lo, hi) = port_range(100);
+    std::fs::write(
+        conf.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{lo}\naudio_source aufile,{}\naudio_player aufile,/dev/null\naudio_alert aufile,/dev/null\naudio_srate 8000\naudio_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {}\nrtp_ports {}-{hi}\n{extra_config}",
+            tone.display(),
+            snd.display(),
+            lo + 2
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("accounts"),
+        format!("<sip:tester@127.0.0.1{account_params}>;regint=0;audio_codecs=PCMU\n"),
+    )
+    .unwrap();
+    let out = Command::new("baresip")
+        .arg("-f")
+        .arg(&conf)
+        .args(["-e", &format!("/dial {target}"), "-t", "6"])
+        .output()
+        .expect("baresip (Debian package baresip-core) must be installed: run the README's test command");
+    let log = String::from_utf8_lossy(&out.stdout).into_owned();
+    let dec = std::fs::read_dir(&snd)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
+    let (rate, samples) = dec.map(|p| read_wav(&p)).unwrap_or((8000, Vec::new()));
+    (log, samples, rate)
+}
+
+/// The 700 Hz tone came back: in 90% of 20 ms windows, no gap over 40 ms once settled, and
+/// no other tone.
+pub fn assert_echoed_tone(samples: &[i16], rate: u32) {
+    let windows = tone_windows(samples, rate, 700.0);
+    assert!(
+        windows.len() >= 200,
+        "only {} windows recorded",
+        windows.len()
+    );
+    let heard = windows.iter().filter(|w| **w).count();
+    assert!(
+        heard * 10 >= windows.len() * 9,
+        "700 Hz heard in {heard} of {} windows",
+        windows.len()
+    );
+    // After the first half second, the echo carries the tone without gaps.
+    let settled = &windows[25..windows.len() - 5];
+    let longest_gap = settled.split(|w| *w).map(|g| g.len()).max().unwrap_or(0);
+    assert!(
+        longest_gap <= 2,
+        "gap of {longest_gap} windows in the echoed tone"
+    );
+    let other = tone_windows(samples, rate, 1100.0)
+        .iter()
+        .filter(|w| **w)
+        .count();
+    assert_eq!(other, 0, "a tone nobody sent");
+}

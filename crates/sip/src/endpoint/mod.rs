@@ -671,8 +671,10 @@ impl Endpoint {
                 "<sip:phonebridge@{host}:{};transport=tcp>",
                 peer.local.port()
             ),
+            // `sip:` with transport=tls rather than `sips:`: the form peers interoperate with
+            // (a `sips:` Contact makes some UAs, e.g. baresip 1.0, fail the ACK).
             TransportKind::Tls => format!(
-                "<sips:phonebridge@{host}:{};transport=tls>",
+                "<sip:phonebridge@{host}:{};transport=tls>",
                 peer.local.port()
             ),
         }
