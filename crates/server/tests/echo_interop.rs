@@ -238,3 +238,54 @@ fn tcp_connections_per_source_are_bounded() {
         },
     );
 }
+
+#[test]
+fn transactions_and_file_descriptors_return_to_baseline_after_calls() {
+    // Short timers so every transaction's absorb window ends within a few seconds.
+    let server = Server::start(&[
+        "--sip-t1-ms",
+        "50",
+        "--sip-t2-ms",
+        "400",
+        "--sip-t4-ms",
+        "500",
+    ]);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+            .unwrap()
+            .count()
+    };
+    let baseline = fds();
+    let dir = scratch_dir("baseline");
+    let target = server.sip.to_string();
+    let s = sipp(
+        &dir,
+        &[
+            "-sn",
+            "uac",
+            "-s",
+            "echo",
+            &target,
+            "-m",
+            "200",
+            "-r",
+            "100",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+        ],
+    );
+    assert_eq!((s.successful, s.failed), (200, 0), "{s:?}");
+    wait_for("transactions to end", Duration::from_secs(10), || {
+        server.metric("phonebridge_sip_active_transactions") == 0.0
+    });
+    assert_eq!(server.metric("phonebridge_sip_active_calls"), 0.0);
+    assert_eq!(server.metric("phonebridge_echo_active_calls"), 0.0);
+    // Exactly the baseline again, once the server has closed our last /metrics connection.
+    wait_for(
+        "file descriptors back to the baseline",
+        Duration::from_secs(5),
+        || fds() == baseline,
+    );
+}
