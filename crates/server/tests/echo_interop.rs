@@ -289,3 +289,18 @@ fn transactions_and_file_descriptors_return_to_baseline_after_calls() {
         || fds() == baseline,
     );
 }
+
+#[test]
+fn sipp_uac_calls_echo_over_ipv6() {
+    let server = Server::start(&["--sip", "[::1]:0"]);
+    assert!(server.sip.is_ipv6());
+    let dir = scratch_dir("uac-v6");
+    let target = server.sip.to_string();
+    let s = sipp(
+        &dir,
+        &[
+            "-sn", "uac", "-s", "echo", &target, "-m", "20", "-r", "20", "-i", "::1", "-p", "0",
+        ],
+    );
+    assert_eq!((s.successful, s.failed), (20, 0), "{s:?}");
+}

@@ -34,7 +34,10 @@ impl Server {
         if !extra.contains(&"--config") {
             cmd.args(["--config", "/dev/null"]);
         }
-        cmd.args(["--sip", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        if !extra.contains(&"--sip") {
+            cmd.args(["--sip", "127.0.0.1:0"]);
+        }
+        cmd.args(["--http", "127.0.0.1:0"])
             .args(["--rtp-ports", &format!("{lo}-{hi}"), "--log", "info"])
             .args(extra)
             .stdout(Stdio::piped())
