@@ -158,3 +158,36 @@ fn info_is_reported_and_answered() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn info_goes_out_inside_the_dialog() {
+    let mut h = Harness::udp();
+    let (call, tag) = established(&mut h);
+    h.ep.send_info(
+        h.now,
+        call,
+        "application/dtmf-relay",
+        b"Signal=5\r\nDuration=160\r\n".to_vec(),
+    )
+    .unwrap();
+    h.drain();
+    let info = h.take_sent().pop().unwrap();
+    assert!(
+        info.starts_with("INFO sip:alice@192.0.2.10:5062 SIP/2.0"),
+        "{info}"
+    );
+    assert_eq!(header(&info, "CSeq"), Some("1 INFO"));
+    assert_eq!(
+        header(&info, "Content-Type"),
+        Some("application/dtmf-relay")
+    );
+    assert!(header(&info, "From").unwrap().contains(&tag));
+    assert!(info.ends_with("Signal=5\r\nDuration=160\r\n"));
+    // Only answered calls carry INFO.
+    h.recv(&invite("c2", "z9hG4bKinv2", 1, SDP));
+    let ringing = incoming_call(&mut h);
+    assert_eq!(
+        h.ep.send_info(h.now, ringing, "application/dtmf", b"5".to_vec()),
+        Err(phonebridge_sip::endpoint::CommandError::WrongState)
+    );
+}

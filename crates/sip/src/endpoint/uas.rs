@@ -566,6 +566,28 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Sends an INFO inside an answered call (e.g. `application/dtmf-relay` digits). Its
+    /// answer is not reported, and an INFO that goes unanswered does not end the call.
+    pub fn send_info(
+        &mut self,
+        now: Instant,
+        h: CallHandle,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<(), CommandError> {
+        let c = self.calls.get_mut(&h).ok_or(CommandError::UnknownCall)?;
+        if !matches!(c.phase, Phase::Answered | Phase::Confirmed) {
+            return Err(CommandError::WrongState);
+        }
+        c.local_cseq += 1;
+        let mut info = c.in_dialog_request(Method::Info, c.local_cseq);
+        info.headers.push(HeaderName::CONTENT_TYPE, content_type);
+        info.body = body;
+        let peer = c.peer.clone();
+        self.send_request(now, info, peer, Some(h));
+        Ok(())
+    }
+
     /// The flow a call runs on.
     pub fn call_peer(&self, h: CallHandle) -> Option<&Peer> {
         self.calls.get(&h).map(|c| &c.peer)
