@@ -3,30 +3,12 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use support::*;
 
 fn place(port: u16, hold: &str, extra: &[&str]) -> Output {
-    let (lo, hi) = port_range(10);
-    Command::new(env!("CARGO_BIN_EXE_phonebridge"))
-        .args([
-            "call",
-            &format!("sip:+15550100@127.0.0.1:{port}"),
-            "--bind",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--rtp-ports",
-            &format!("{lo}-{hi}"),
-            "--hold",
-            hold,
-            "--ring-timeout",
-            "10",
-        ])
-        .args(extra)
-        .output()
-        .unwrap()
+    place_call(&format!("sip:+15550100@127.0.0.1:{port}"), hold, extra)
 }
 
 /// The dialer's report, with its exit status and stderr for failure messages.

@@ -34,28 +34,16 @@ fn tls_server(dir: &Path) -> (Server, PathBuf) {
 }
 
 fn call_over_tls(server: &Server, ca: Option<&Path>) -> std::process::Output {
-    let (lo, hi) = port_range(10);
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_phonebridge"));
-    cmd.args([
-        "call",
-        &format!("sip:echo@{}", server.sip_tls.unwrap()),
-        "--transport",
-        "tls",
-    ])
-    .args([
-        "--bind",
-        "127.0.0.1:0",
-        "--rtp-ports",
-        &format!("{lo}-{hi}"),
-        "--hold",
-        "1",
-        "--ring-timeout",
-        "5",
-    ]);
-    if let Some(ca) = ca {
-        cmd.arg("--tls-ca").arg(ca);
+    let ca = ca.map(|p| p.to_str().unwrap().to_owned());
+    let mut extra = vec!["--transport", "tls"];
+    if let Some(ca) = &ca {
+        extra.extend(["--tls-ca", ca.as_str()]);
     }
-    cmd.output().unwrap()
+    place_call(
+        &format!("sip:echo@{}", server.sip_tls.unwrap()),
+        "1",
+        &extra,
+    )
 }
 
 #[test]

@@ -69,25 +69,11 @@ fn a_trunk_with_inbound_auth_must_answer_the_challenge() {
     std::fs::write(&config, "[trunks.pbx]\naddress = \"127.0.0.1:5999\"\nusername = \"pbx\"\npassword = \"right\"\ninbound-auth = true\n").unwrap();
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     let call = |password: &str| {
-        let (lo, hi) = port_range(10);
-        std::process::Command::new(env!("CARGO_BIN_EXE_phonebridge"))
-            .args([
-                "call",
-                &format!("sip:echo@{}", server.sip),
-                "--bind",
-                "127.0.0.1:0",
-            ])
-            .args([
-                "--rtp-ports",
-                &format!("{lo}-{hi}"),
-                "--hold",
-                "0.2",
-                "--ring-timeout",
-                "5",
-            ])
-            .args(["--username", "pbx", "--password", password])
-            .output()
-            .unwrap()
+        place_call(
+            &format!("sip:echo@{}", server.sip),
+            "0.2",
+            &["--username", "pbx", "--password", password],
+        )
     };
     let good = call("right");
     assert!(

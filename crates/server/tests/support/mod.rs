@@ -425,3 +425,22 @@ pub fn assert_echoed_tone(samples: &[i16], rate: u32) {
         .count();
     assert_eq!(other, 0, "a tone nobody sent");
 }
+
+/// Runs `phonebridge call <target>` on loopback with its own RTP ports, staying `hold` seconds
+/// after the answer and giving up ringing after 10 s; `extra` adds options.
+pub fn place_call(target: &str, hold: &str, extra: &[&str]) -> std::process::Output {
+    let (lo, hi) = port_range(10);
+    Command::new(env!("CARGO_BIN_EXE_phonebridge"))
+        .args([
+            "call",
+            target,
+            "--bind",
+            "127.0.0.1:0",
+            "--rtp-ports",
+            &format!("{lo}-{hi}"),
+        ])
+        .args(["--hold", hold, "--ring-timeout", "10"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
