@@ -6,15 +6,20 @@ use std::time::Duration;
 
 use support::*;
 
-#[test]
-fn registers_with_the_trunk_refreshes_and_unregisters_on_shutdown() {
-    let dir = scratch_dir("trunk-register");
-    let (sipp, port) = carrier(&dir, &["-sf", &scenario_path("registrar.xml")], "u1");
+/// Registers with SIPp as the trunk's registrar over `transport` ("u1" UDP, "t1" TCP): the
+/// challenge, the refresh with cached credentials, and the un-registration on SIGTERM.
+fn register_with_trunk(name: &str, sipp_transport: &str, trunk_transport: &str) {
+    let dir = scratch_dir(name);
+    let (sipp, port) = carrier(
+        &dir,
+        &["-sf", &scenario_path("registrar.xml")],
+        sipp_transport,
+    );
     let config = dir.join("phonebridge.toml");
     std::fs::write(
         &config,
         format!(
-            "[trunks.carrier]\naddress = \"127.0.0.1:{port}\"\nusername = \"acct\"\npassword = \"trunkpass\"\nregister = true\n"
+            "[trunks.carrier]\naddress = \"127.0.0.1:{port}\"\ntransport = \"{trunk_transport}\"\nusername = \"acct\"\npassword = \"trunkpass\"\nregister = true\n"
         ),
     )
     .unwrap();
@@ -41,6 +46,16 @@ fn registers_with_the_trunk_refreshes_and_unregisters_on_shutdown() {
         (1, 0),
         "the registrar saw challenge, refresh and un-registration"
     );
+}
+
+#[test]
+fn registers_with_the_trunk_refreshes_and_unregisters_on_shutdown() {
+    register_with_trunk("trunk-register", "u1", "udp");
+}
+
+#[test]
+fn registers_with_a_tcp_trunk() {
+    register_with_trunk("trunk-register-tcp", "t1", "tcp");
 }
 
 #[test]
