@@ -49,11 +49,17 @@ pub(crate) fn response(req: &Request, status: u16, to_tag: Option<&str>) -> Resp
 
 /// RFC 3261 §18.2.1 and RFC 3581: note the source address in the top Via (`received`, and
 /// `rport` when the peer asked for it) before any response copies it.
-pub(crate) fn stamp_via(req: &mut Request, source: SocketAddr) {
+pub(crate) fn stamp_via(req: &mut Request, parsed_top: &Via, source: SocketAddr) {
+    // Most requests need nothing: decide from the Via screening already parsed.
+    let needs_received = parsed_top.host != Host::Ip(source.ip());
+    let wants_rport = parsed_top.params.get("rport") == Some(None);
+    if !needs_received && !wants_rport {
+        return;
+    }
     let Some(top) = req
         .headers
         .get(&HeaderName::VIA)
-        .map(|v| crate::text::split_commas(v))
+        .map(crate::text::split_commas)
     else {
         return;
     };

@@ -251,7 +251,8 @@ pub struct Endpoint {
     next_id: u64,
     calls: HashMap<CallHandle, uas::Call>,
     /// (Call-ID, local tag) → call.
-    dialogs: HashMap<(String, String), CallHandle>,
+    /// Call-ID → (local tag, call): looked up by `&str`, without allocating.
+    dialogs: HashMap<String, Vec<(String, CallHandle)>>,
     regs: HashMap<RegHandle, register::RegState>,
     timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
     transmits: VecDeque<(Peer, Vec<u8>)>,
@@ -407,7 +408,7 @@ impl Endpoint {
                     self.stats.dropped_scanner += 1;
                     return;
                 }
-                build::stamp_via(&mut req, from.remote);
+                build::stamp_via(&mut req, env.top_via(), from.remote);
                 self.on_request(now, from, req, env);
             }
         }
@@ -642,6 +643,30 @@ impl Endpoint {
         match inbound_auth::check(&self.cfg.inbound_auth, key, now, ip, req) {
             inbound_auth::Verdict::Pass => None,
             inbound_auth::Verdict::Challenge(v) => Some(v),
+        }
+    }
+
+    fn add_dialog(&mut self, call_id: String, local_tag: String, h: CallHandle) {
+        self.dialogs
+            .entry(call_id)
+            .or_default()
+            .push((local_tag, h));
+    }
+
+    fn find_dialog(&self, call_id: &str, local_tag: &str) -> Option<CallHandle> {
+        self.dialogs
+            .get(call_id)?
+            .iter()
+            .find(|(t, _)| t == local_tag)
+            .map(|(_, h)| *h)
+    }
+
+    fn remove_dialog(&mut self, call_id: &str, local_tag: &str) {
+        if let Some(list) = self.dialogs.get_mut(call_id) {
+            list.retain(|(t, _)| t != local_tag);
+            if list.is_empty() {
+                self.dialogs.remove(call_id);
+            }
         }
     }
 

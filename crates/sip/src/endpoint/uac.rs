@@ -148,7 +148,7 @@ impl Endpoint {
             confirmed: None,
         }));
         self.calls.insert(h, call);
-        self.dialogs.insert((call_id, tag), h);
+        self.add_dialog(call_id, tag, h);
         self.send_invite(now, h, req);
         h
     }

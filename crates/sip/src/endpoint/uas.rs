@@ -275,8 +275,7 @@ impl Endpoint {
         call.response_target = response_target;
         call.invite_tx = Some(id);
         self.calls.insert(handle, call);
-        self.dialogs
-            .insert((env.call_id.clone(), local_tag), handle);
+        self.add_dialog(env.call_id.clone(), local_tag, handle);
         self.events.push_back(Event::IncomingCall {
             call: handle,
             request: Box::new(req),
@@ -323,10 +322,7 @@ impl Endpoint {
         key: TxKey,
         tag: &str,
     ) {
-        let handle = self
-            .dialogs
-            .get(&(env.call_id.clone(), tag.to_owned()))
-            .copied();
+        let handle = self.find_dialog(&env.call_id, tag);
         let Some(h) = handle else {
             match req.method {
                 Method::Ack => {}
@@ -720,7 +716,7 @@ impl Endpoint {
 
     pub(super) fn end_call(&mut self, h: CallHandle, reason: EndReason) {
         if let Some(c) = self.calls.remove(&h) {
-            self.dialogs.remove(&(c.call_id, c.local_tag));
+            self.remove_dialog(&c.call_id, &c.local_tag);
             self.stats.calls_ended += 1;
             self.events.push_back(Event::Ended { call: h, reason });
         }
