@@ -5,7 +5,7 @@ use std::fmt;
 use crate::error::SyntaxError;
 use crate::message::Method;
 use crate::text::{is_token, is_word_char, quote, unquote, Scanner};
-use crate::uri::{split_host_port, Host, Params, Uri};
+use crate::uri::{Host, Params, Uri};
 
 /// Parses `*( SEMI generic-param )`; an empty parameter (`;;`) is an error.
 fn parse_params(sc: &mut Scanner<'_>) -> Result<Params, SyntaxError> {
@@ -342,12 +342,6 @@ impl Contact {
         }
         NameAddr::parse_list(s).map(Contact::Addrs)
     }
-}
-
-/// Resolves a `host[:port]` string (used for `received`/`rport` handling and Via building).
-pub fn parse_host_port(s: &str) -> Result<(Host, Option<u16>), SyntaxError> {
-    let (h, p) = split_host_port(s)?;
-    Ok((Host::parse(h)?, p))
 }
 
 #[cfg(test)]

@@ -258,7 +258,6 @@ pub enum Screened {
     Reject {
         rejection: Rejection,
         headers: Box<crate::message::Headers>,
-        method: Option<Method>,
     },
     /// Nothing can or should be answered (broken response, ACK, unframeable bytes).
     Drop(String),
@@ -276,7 +275,6 @@ pub fn screen(
             Some(headers) => Screened::Reject {
                 rejection: Rejection::new(e.status, e.reason),
                 headers,
-                method: None,
             },
             None => Screened::Drop(e.reason),
         },
@@ -285,17 +283,14 @@ pub fn screen(
             None => Screened::Drop("malformed response".into()),
         },
         Ok(Message::Request(req)) => {
-            let checked = check_request(&req).and_then(|env| {
-                // In-dialog requests (To tag present) skip the method/extension policy only
-                // for methods the dialog layer handles itself.
-                policy.check(&req).map(|()| env)
-            });
+            // The policy applies in and out of dialogs alike: a method or extension we do
+            // not support is refused the same way wherever it arrives.
+            let checked = check_request(&req).and_then(|env| policy.check(&req).map(|()| env));
             match checked {
                 Ok(env) => Screened::Request(req, env),
                 Err(_) if req.method == Method::Ack => Screened::Drop("malformed ACK".into()),
                 Err(rejection) => Screened::Reject {
                     rejection,
-                    method: Some(req.method.clone()),
                     headers: Box::new(req.headers),
                 },
             }

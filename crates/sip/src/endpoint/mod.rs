@@ -367,20 +367,10 @@ impl Endpoint {
                 self.stats.dropped_malformed += 1;
                 tracing::debug!(%reason, "dropped message");
             }
-            Screened::Reject {
-                rejection,
-                headers,
-                method,
-            } => {
-                if headers
-                    .get(&HeaderName::USER_AGENT)
-                    .is_some_and(|ua| guard::Guard::ignored_agent(&self.cfg.guard, ua))
-                {
-                    self.stats.dropped_scanner += 1;
+            Screened::Reject { rejection, headers } => {
+                if self.drop_scanner(&headers) {
                     return;
                 }
-                // In-dialog requests for methods we handle never reach the policy; an unknown
-                // method in a dialog still gets its 501/405 like out of dialog.
                 self.stats.rejected_malformed += 1;
                 tracing::debug!(status = rejection.status, reason = %rejection.reason, "rejecting request");
                 let mut resp = build::response_from_headers(
@@ -395,23 +385,28 @@ impl Endpoint {
                 self.decorate(&mut resp.headers);
                 let via = build::top_via(&headers);
                 let target = build::response_target(&from, via.as_ref());
-                let _ = method;
                 self.transmits.push_back((target, resp.encode()));
             }
             Screened::Response(resp, env) => self.on_response(now, resp, env),
             Screened::Request(mut req, env) => {
-                if req
-                    .headers
-                    .get(&HeaderName::USER_AGENT)
-                    .is_some_and(|ua| guard::Guard::ignored_agent(&self.cfg.guard, ua))
-                {
-                    self.stats.dropped_scanner += 1;
+                if self.drop_scanner(&req.headers) {
                     return;
                 }
                 build::stamp_via(&mut req, env.top_via(), from.remote);
                 self.on_request(now, from, req, env);
             }
         }
+    }
+
+    /// A request from a scanner User-Agent: counted, and dropped without an answer.
+    fn drop_scanner(&mut self, headers: &crate::message::Headers) -> bool {
+        let scanner = headers
+            .get(&HeaderName::USER_AGENT)
+            .is_some_and(|ua| guard::Guard::ignored_agent(&self.cfg.guard, ua));
+        if scanner {
+            self.stats.dropped_scanner += 1;
+        }
+        scanner
     }
 
     fn on_response(&mut self, now: Instant, resp: Response, env: Envelope) {
