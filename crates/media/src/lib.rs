@@ -1,0 +1,19 @@
+//! # phonebridge-media
+//!
+//! Audio processing for the phone leg, on plain sample buffers: G.711 µ-law and A-law,
+//! resampling between 8, 16 and 48 kHz with low, fixed delay, Goertzel analysis, in-band DTMF
+//! detection, and tone generation.
+//!
+//! Everything here is synchronous, allocation-light and free of I/O, clocks and threads: a
+//! caller hands in samples and takes samples or findings out.
+
+pub mod dtmf;
+pub mod g711;
+pub mod goertzel;
+pub mod resample;
+pub mod tone;
+
+pub use dtmf::{Detected, DtmfDetector};
+pub use g711::Law;
+pub use resample::Resampler;
+pub use tone::Tone;
