@@ -10,10 +10,12 @@
 pub mod dtmf;
 pub mod g711;
 pub mod goertzel;
+pub mod plc;
 pub mod resample;
 pub mod tone;
 
 pub use dtmf::{Detected, DtmfDetector};
 pub use g711::Law;
+pub use plc::{G711Decoder, Plc};
 pub use resample::Resampler;
 pub use tone::Tone;
