@@ -8,11 +8,13 @@
 //! Every input carries `now`; nothing here reads a clock, opens a socket or spawns a task,
 //! so a call's media can be replayed through a seeded network emulator in a test.
 
+pub mod events;
 pub mod jitter;
 pub mod normalise;
 pub mod packet;
 pub mod seq;
 
+pub use events::{DigitMerger, DigitSource, EventPayload, EventReceiver, EventSender, EventTick};
 pub use jitter::{Decode, FrameKind, JitterBuffer, JitterStats, Pushed, FRAME};
 pub use normalise::{Normaliser, NormaliserStats, SegmentCause};
 pub use packet::{is_rtcp, RtpPacket};
