@@ -13,8 +13,10 @@ pub mod jitter;
 pub mod normalise;
 pub mod packet;
 pub mod seq;
+pub mod srtp;
 
 pub use events::{DigitMerger, DigitSource, EventPayload, EventReceiver, EventSender, EventTick};
 pub use jitter::{Decode, FrameKind, JitterBuffer, JitterStats, Pushed, FRAME};
 pub use normalise::{Normaliser, NormaliserStats, SegmentCause};
 pub use packet::{is_rtcp, RtpPacket};
+pub use srtp::{SrtpContext, SrtpError, SrtpProfile};
