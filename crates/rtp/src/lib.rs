@@ -12,6 +12,7 @@ pub mod events;
 pub mod jitter;
 pub mod normalise;
 pub mod packet;
+pub mod rtcp;
 pub mod seq;
 pub mod srtp;
 
