@@ -14,10 +14,12 @@ pub mod normalise;
 pub mod packet;
 pub mod rtcp;
 pub mod seq;
+pub mod session;
 pub mod srtp;
 
 pub use events::{DigitMerger, DigitSource, EventPayload, EventReceiver, EventSender, EventTick};
 pub use jitter::{Decode, FrameKind, JitterBuffer, JitterStats, Pushed, FRAME};
 pub use normalise::{Normaliser, NormaliserStats, SegmentCause};
 pub use packet::{is_rtcp, RtpPacket};
+pub use session::{RtpSession, SessionEvent, SrtpSetup, Transmit, TransportConfig, TransportStats};
 pub use srtp::{SrtpContext, SrtpError, SrtpProfile};

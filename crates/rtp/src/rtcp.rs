@@ -158,7 +158,7 @@ pub fn write_report(
     out.push(name.len() as u8);
     out.extend_from_slice(name);
     out.push(0);
-    while (out.len() - start) % 4 != 0 {
+    while !(out.len() - start).is_multiple_of(4) {
         out.push(0);
     }
     set_length(out, start);
