@@ -1,0 +1,233 @@
+//! Two phone-audio pipelines talking over an emulated network after a real SDP offer/answer:
+//! a "phone" and the echo user. Audio is checked by content, digits by value.
+#![allow(clippy::disallowed_methods)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use phonebridge_bridge::{PhoneAudio, PhoneEvent, StreamIds};
+use phonebridge_media::goertzel::{mean_power, power};
+use phonebridge_media::Tone;
+use phonebridge_rtp::DigitSource;
+use phonebridge_sdp::*;
+
+const PHONE: &str = "10.1.1.1:4000";
+const GATEWAY: &str = "10.9.9.9:20000";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn local(a: &str, id: u64) -> Local {
+    let a = addr(a);
+    Local {
+        ip: a.ip(),
+        rtp_port: a.port(),
+        session_id: id,
+        version: 1,
+        direction: Direction::SendRecv,
+    }
+}
+
+/// Runs offer/answer: the phone offers `phone_caps`, the gateway answers with defaults.
+fn negotiate(phone_caps: &Capabilities) -> (AudioSession, AudioSession) {
+    let keys = [[1; KEY_LEN], [2; KEY_LEN]];
+    let offer = offer(phone_caps, &local(PHONE, 1), &keys);
+    let parsed = SessionDescription::parse(&offer.to_string()).unwrap();
+    let (ans, gw) = answer(
+        &parsed,
+        &Capabilities::default(),
+        &local(GATEWAY, 2),
+        [3; KEY_LEN],
+    )
+    .unwrap();
+    let parsed = SessionDescription::parse(&ans.to_string()).unwrap();
+    let phone = accept_answer(&offer, &parsed, phone_caps, &keys).unwrap();
+    (phone, gw)
+}
+
+struct Run {
+    phone_heard: Vec<i16>,
+    gateway_digits: Vec<(char, DigitSource)>,
+    rate: u32,
+}
+
+/// The phone plays `input(frame_index)`; the gateway echoes what it hears. Packets take
+/// 20 ms each way.
+fn run(
+    phone_caps: &Capabilities,
+    seconds: u32,
+    mut input: impl FnMut(usize, u32, &mut Vec<i16>),
+    digits: Option<&str>,
+) -> Run {
+    let (p_neg, g_neg) = negotiate(phone_caps);
+    let t0 = Instant::now();
+    let mut phone = PhoneAudio::new(
+        t0,
+        &p_neg,
+        StreamIds {
+            ssrc: 11,
+            seq: 100,
+            ts: 5000,
+        },
+        "phone",
+        None,
+    );
+    let mut gw = PhoneAudio::new(
+        t0,
+        &g_neg,
+        StreamIds {
+            ssrc: 22,
+            seq: 200,
+            ts: 9000,
+        },
+        "gw",
+        Some(Duration::from_secs(5)),
+    );
+    if let Some(d) = digits {
+        phone.send_digits(d).unwrap();
+    }
+    let rate = phone.sample_rate();
+    let frame = (rate / 50) as usize;
+    let mut in_flight: Vec<(Instant, bool, Vec<u8>)> = Vec::new(); // (arrival, to_gateway, bytes)
+    let mut out = Run {
+        phone_heard: Vec::new(),
+        gateway_digits: Vec::new(),
+        rate,
+    };
+    for i in 0..(seconds * 50) as usize {
+        let now = t0 + Duration::from_millis(20 * i as u64);
+        // Deliver what has arrived.
+        in_flight.sort_by_key(|(t, _, _)| *t);
+        while in_flight.first().is_some_and(|(t, _, _)| *t <= now) {
+            let (t, to_gw, bytes) = in_flight.remove(0);
+            if to_gw {
+                gw.handle_rtp(t, 0, addr(PHONE), bytes);
+            } else {
+                phone.handle_rtp(t, 0, addr(GATEWAY), bytes);
+            }
+        }
+        let mut pcm = Vec::new();
+        input(i, rate, &mut pcm);
+        phone.push(&pcm);
+        let mut echo = Vec::new();
+        gw.pull(now, &mut echo);
+        gw.push(&echo);
+        phone.pull(now, &mut out.phone_heard);
+        for (p, to_gw) in [(&mut phone, true), (&mut gw, false)] {
+            while let Some(t) = p.poll_transmit() {
+                if !t.rtcp_socket {
+                    assert_eq!(t.to, addr(if to_gw { GATEWAY } else { PHONE }));
+                    in_flight.push((now + Duration::from_millis(20), to_gw, t.bytes));
+                }
+            }
+        }
+        while let Some(e) = gw.poll_event() {
+            if let PhoneEvent::Digit { digit, source } = e {
+                out.gateway_digits.push((digit, source));
+            }
+        }
+        let _ = frame;
+    }
+    out
+}
+
+fn tone_share(pcm: &[i16], rate: u32, f: f64) -> f64 {
+    let windows: Vec<bool> = pcm
+        .chunks((rate / 50) as usize)
+        .map(|w| {
+            let w: Vec<f32> = w.iter().map(|&s| s as f32).collect();
+            let p = power(&w, rate as f64, f);
+            p > 4e6 && p > 0.5 * mean_power(&w)
+        })
+        .collect();
+    windows.iter().filter(|x| **x).count() as f64 / windows.len() as f64
+}
+
+fn tone_input(f: f64) -> impl FnMut(usize, u32, &mut Vec<i16>) {
+    let mut tone = None;
+    move |_, rate, out| {
+        tone.get_or_insert_with(|| Tone::sine(rate, f, 8000.0))
+            .fill((rate / 50) as usize, out);
+    }
+}
+
+#[test]
+fn the_echo_user_returns_the_tone_in_every_codec() {
+    for codec in [Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus] {
+        let caps = Capabilities {
+            codecs: vec![codec],
+            srtp: SrtpPolicy::Off,
+            ..Capabilities::default()
+        };
+        let r = run(&caps, 3, tone_input(700.0), None);
+        let share = tone_share(&r.phone_heard, r.rate, 700.0);
+        // After the round trip's start-up (under 0.2 s), the tone is heard throughout.
+        assert!(
+            share > 0.9,
+            "{codec:?}: tone in {:.0} % of frames",
+            share * 100.0
+        );
+    }
+}
+
+#[test]
+fn the_echo_works_over_srtp() {
+    let caps = Capabilities {
+        codecs: vec![Codec::Pcma],
+        srtp: SrtpPolicy::Require,
+        ..Capabilities::default()
+    };
+    let r = run(&caps, 3, tone_input(500.0), None);
+    assert!(tone_share(&r.phone_heard, r.rate, 500.0) > 0.9);
+}
+
+#[test]
+fn rfc4733_digits_reach_the_gateway_once_each() {
+    let caps = Capabilities {
+        codecs: vec![Codec::Pcmu],
+        srtp: SrtpPolicy::Off,
+        ..Capabilities::default()
+    };
+    let r = run(&caps, 4, tone_input(300.0), Some("482913#"));
+    let digits: String = r.gateway_digits.iter().map(|(d, _)| *d).collect();
+    assert_eq!(digits, "482913#");
+    assert!(r
+        .gateway_digits
+        .iter()
+        .all(|(_, s)| *s == DigitSource::Rfc4733));
+}
+
+#[test]
+fn in_band_digits_are_detected_in_every_codec() {
+    for codec in [Codec::Pcma, Codec::G722, Codec::Opus] {
+        let caps = Capabilities {
+            codecs: vec![codec],
+            srtp: SrtpPolicy::Off,
+            ..Capabilities::default()
+        };
+        // 100 ms per key, 100 ms apart, starting at 0.5 s.
+        let keys: Vec<char> = "159#".chars().collect();
+        let mut tones: Vec<Option<Tone>> = Vec::new();
+        let input = |i: usize, rate: u32, out: &mut Vec<i16>| {
+            let n = (rate / 50) as usize;
+            let slot = i.checked_sub(25).map(|k| (k / 5, k % 5));
+            match slot {
+                Some((key, phase)) if key < keys.len() && phase < 3 => {
+                    if tones.len() <= key {
+                        tones.push(Tone::dtmf(rate, keys[key], 6000.0));
+                    }
+                    tones[key].as_mut().unwrap().fill(n, out);
+                }
+                _ => out.extend(std::iter::repeat_n(0, n)),
+            }
+        };
+        let r = run(&caps, 3, input, None);
+        let digits: String = r.gateway_digits.iter().map(|(d, _)| *d).collect();
+        assert_eq!(digits, "159#", "{codec:?}");
+        assert!(r
+            .gateway_digits
+            .iter()
+            .all(|(_, s)| *s == DigitSource::InBand));
+    }
+}
