@@ -8,7 +8,10 @@
 //! Nothing here opens a socket, reads a clock or spawns: the server's drivers feed
 //! datagrams and ticks in and send what comes out.
 
+pub mod info;
 pub mod phone_audio;
+
+pub use info::info_digit;
 
 pub use phone_audio::{
     codec_kind, transport_config, PhoneAudio, PhoneAudioStats, PhoneEvent, StreamIds,

@@ -67,6 +67,9 @@ pub(crate) struct CallArgs {
     /// Address to advertise instead of the local one.
     #[arg(long, value_name = "IP")]
     pub(crate) public_ip: Option<IpAddr>,
+    /// SRTP (SDES): off, allow (offer keys on a plain profile) or require (RTP/SAVP).
+    #[arg(long, value_name = "POLICY", default_value = "allow", value_parser = |s: &str| parse_srtp(s).ok_or("expected off, allow or require"))]
+    pub(crate) srtp: phonebridge_sdp::SrtpPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -146,7 +149,20 @@ settings! {
     sip_t2_ms: "sip-t2-ms", "PHONEBRIDGE_SIP_T2_MS", "MS", "SIP timer T2 in milliseconds [default: 4000]";
     sip_t4_ms: "sip-t4-ms", "PHONEBRIDGE_SIP_T4_MS", "MS", "SIP timer T4 in milliseconds [default: 5000]";
     sip_tcp_max_connections: "sip-tcp-max-connections", "PHONEBRIDGE_SIP_TCP_MAX_CONNECTIONS", "N", "Most open SIP TCP connections [default: 1024]";
+    media_timeout: "media-timeout", "PHONEBRIDGE_MEDIA_TIMEOUT", "SECONDS", "Hang up a call after this long without media from the phone, 0 for never (paused on hold) [default: 30]";
+    srtp: "srtp", "PHONEBRIDGE_SRTP", "off|allow|require", "SRTP (SDES) policy for calls from sources that are not configured trunks [default: allow]";
     log: "log", "PHONEBRIDGE_LOG", "FILTER", "Log filter, e.g. info or phonebridge=debug [default: info]";
+}
+
+/// An SRTP policy by name.
+pub(crate) fn parse_srtp(s: &str) -> Option<phonebridge_sdp::SrtpPolicy> {
+    use phonebridge_sdp::SrtpPolicy;
+    match s.to_ascii_lowercase().as_str() {
+        "off" => Some(SrtpPolicy::Off),
+        "allow" => Some(SrtpPolicy::Allow),
+        "require" => Some(SrtpPolicy::Require),
+        _ => None,
+    }
 }
 
 /// The validated configuration.
@@ -173,6 +189,9 @@ pub(crate) struct Config {
     pub(crate) t2: Duration,
     pub(crate) t4: Duration,
     pub(crate) tcp_max_connections: usize,
+    /// Hang up after this long without media; `None` never.
+    pub(crate) media_timeout: Option<Duration>,
+    pub(crate) srtp: phonebridge_sdp::SrtpPolicy,
     pub(crate) log: String,
     /// `[trunks.<name>]` tables (file only).
     pub(crate) trunks: Vec<crate::trunks::Trunk>,
@@ -401,6 +420,16 @@ impl Config {
                 "a positive integer",
                 |s| s.parse().ok().filter(|n| *n > 0),
             )?,
+            media_timeout: r.parse(
+                "media-timeout",
+                "30",
+                "seconds (0-86400; 0 never hangs up)",
+                |s| {
+                    let n: u64 = s.parse().ok().filter(|n| *n <= 86_400)?;
+                    Some((n > 0).then(|| Duration::from_secs(n)))
+                },
+            )?,
+            srtp: r.parse("srtp", "allow", "off, allow or require", parse_srtp)?,
             log: r.parse("log", "info", "a tracing filter", |s| {
                 tracing_subscriber::EnvFilter::try_new(s)
                     .ok()

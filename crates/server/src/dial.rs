@@ -1,16 +1,20 @@
 //! `phonebridge call`: places one call through a trunk or straight to a SIP URI and reports
 //! each step — the outbound counterpart of the echo user, for checking a trunk. Media the far
-//! end sends (early or after the answer) is reflected back and counted.
+//! end sends (early or after the answer) runs through the real media path, is played back to
+//! it and counted.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use phonebridge_bridge::{PhoneAudio, PhoneEvent, StreamIds};
+use phonebridge_sdp::{self as sdp, Capabilities, Direction, SessionDescription};
 use phonebridge_sip::endpoint::Dial;
 use phonebridge_sip::{CallHandle, EndReason, Endpoint, Event};
-use tokio::task::JoinHandle;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::mpsc;
 
-use crate::echo::{answer, ep_local_ip, offer, parse_offer, spawn_reflector};
+use crate::media::{LegEvent, LegMode, MediaLeg, SharedLegStats};
 use crate::ports::PortPool;
 use crate::sip_driver::App;
 
@@ -21,33 +25,62 @@ pub(crate) enum Outcome {
     Failed(EndReason),
 }
 
+/// Our end of the call's media.
+struct Media {
+    port: u16,
+    local: sdp::Local,
+    key: [u8; sdp::KEY_LEN],
+    offer_keys: [[u8; sdp::KEY_LEN]; 2],
+    offer: SessionDescription,
+    sockets: Option<(UdpSocket, UdpSocket)>,
+    leg: Option<MediaLeg>,
+}
+
 pub(crate) struct Dialer {
     dial: Option<Dial>,
     hold: Duration,
     ring_timeout: Duration,
     ports: PortPool,
+    caps: Capabilities,
+    rng: SmallRng,
     call: Option<CallHandle>,
     started: Option<Instant>,
     ring_deadline: Option<Instant>,
     hangup_at: Option<Instant>,
     answered: bool,
-    media: Option<(u16, JoinHandle<()>, Arc<AtomicU64>)>,
+    media: Option<Media>,
+    stats: SharedLegStats,
+    events_tx: mpsc::UnboundedSender<LegEvent>,
+    events_rx: Option<mpsc::UnboundedReceiver<LegEvent>>,
     pub(crate) outcome: Option<Outcome>,
 }
 
 impl Dialer {
-    pub(crate) fn new(dial: Dial, hold: Duration, ring_timeout: Duration, ports: PortPool) -> Self {
+    pub(crate) fn new(
+        dial: Dial,
+        hold: Duration,
+        ring_timeout: Duration,
+        ports: PortPool,
+        caps: Capabilities,
+        seed: u64,
+    ) -> Self {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
         Dialer {
             dial: Some(dial),
             hold,
             ring_timeout,
             ports,
+            caps,
+            rng: SmallRng::seed_from_u64(seed),
             call: None,
             started: None,
             ring_deadline: None,
             hangup_at: None,
             answered: false,
             media: None,
+            stats: SharedLegStats::default(),
+            events_tx,
+            events_rx: Some(events_rx),
             outcome: None,
         }
     }
@@ -56,22 +89,87 @@ impl Dialer {
         self.started.map_or(0, |s| (now - s).as_millis())
     }
 
+    /// Media packets received from the far end so far.
     fn packets(&self) -> u64 {
-        self.media
-            .as_ref()
-            .map_or(0, |m| m.2.load(Ordering::Relaxed))
+        let Some(call) = self.call else { return 0 };
+        self.stats
+            .lock()
+            .ok()
+            .and_then(|s| s.live.get(&call).map(|x| x.transport.packets_received))
+            .unwrap_or(0)
+    }
+
+    /// Applies the far end's SDP (in a 183 or the 200): starts the media the first time,
+    /// updates it after (a 200 with the 183's SDP changes nothing; another SDP switches).
+    fn apply_answer(&mut self, now: Instant, body: &[u8]) -> Result<(), String> {
+        let (Some(m), Some(call)) = (&mut self.media, self.call) else {
+            return Ok(());
+        };
+        let text = std::str::from_utf8(body).map_err(|_| "SDP is not UTF-8".to_owned())?;
+        let answer = SessionDescription::parse(text).map_err(|e| e.to_string())?;
+        let negotiated = sdp::accept_answer(&m.offer, &answer, &self.caps, &m.offer_keys)
+            .map_err(|e| e.to_string())?;
+        if let Some(leg) = &m.leg {
+            leg.update(negotiated);
+            return Ok(());
+        }
+        let Some((rtp, rtcp)) = m.sockets.take() else {
+            return Ok(());
+        };
+        println!(
+            "media: {:?} every {} ms{}",
+            negotiated.send.codec,
+            negotiated.ptime,
+            if negotiated.srtp.is_some() {
+                ", SRTP"
+            } else {
+                ""
+            }
+        );
+        let ids = StreamIds {
+            ssrc: self.rng.gen(),
+            seq: self.rng.gen(),
+            ts: self.rng.gen(),
+        };
+        let audio = PhoneAudio::new(now, &negotiated, ids, "phonebridge", None);
+        let leg = MediaLeg::spawn(
+            call,
+            LegMode::Echo,
+            rtp,
+            rtcp,
+            audio,
+            self.events_tx.clone(),
+            self.stats.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        m.leg = Some(leg);
+        Ok(())
     }
 
     fn finish(&mut self, outcome: Outcome) {
-        if let Some((port, task, _)) = self.media.take() {
-            task.abort();
-            self.ports.release(port);
+        if let Some(m) = self.media.take() {
+            if let Some(leg) = m.leg {
+                drop(leg.stop());
+            }
+            self.ports.release(m.port);
         }
         self.outcome = Some(outcome);
     }
 }
 
 impl App for Dialer {
+    type Message = LegEvent;
+
+    fn take_messages(&mut self) -> Option<mpsc::UnboundedReceiver<LegEvent>> {
+        self.events_rx.take()
+    }
+
+    fn on_message(&mut self, _ep: &mut Endpoint, _now: Instant, msg: LegEvent) {
+        if let PhoneEvent::Digit { digit, source } = msg.event {
+            println!("digit {digit} ({source:?})");
+        }
+    }
+
     fn start(&mut self, ep: &mut Endpoint, now: Instant) {
         let Some(mut dial) = self.dial.take() else {
             return;
@@ -84,14 +182,27 @@ impl App for Dialer {
         } else {
             [0u16; 8].into()
         };
-        match self.ports.allocate(bind).and_then(|(port, rtp, rtcp)| {
-            let counter = Arc::new(AtomicU64::new(0));
-            let task = spawn_reflector(rtp, rtcp, Some(counter.clone()))?;
-            Ok((port, task, counter))
-        }) {
-            Ok(m) => {
-                dial.body = Some(("application/sdp".into(), offer(ip, m.0, 1).into_bytes()));
-                self.media = Some(m);
+        match self.ports.allocate(bind) {
+            Ok((port, rtp, rtcp)) => {
+                let local = sdp::Local {
+                    ip,
+                    rtp_port: port,
+                    session_id: self.rng.gen_range(1..u32::MAX as u64),
+                    version: 1,
+                    direction: Direction::SendRecv,
+                };
+                let offer_keys = [self.rng.gen(), self.rng.gen()];
+                let offer = sdp::offer(&self.caps, &local, &offer_keys);
+                dial.body = Some(("application/sdp".into(), offer.to_string().into_bytes()));
+                self.media = Some(Media {
+                    port,
+                    local,
+                    key: self.rng.gen(),
+                    offer_keys,
+                    offer,
+                    sockets: Some((rtp, rtcp)),
+                    leg: None,
+                });
             }
             Err(e) => {
                 println!("error: no RTP port: {e}");
@@ -117,9 +228,18 @@ impl App for Dialer {
                     " with SDP (early media)"
                 };
                 println!("progress {status} after {} ms{sdp}", self.elapsed_ms(now));
+                if !body.is_empty() {
+                    if let Err(why) = self.apply_answer(now, body) {
+                        println!("early media SDP unusable: {why}");
+                    }
+                }
             }
-            Event::Answered { call, .. } if Some(*call) == self.call => {
+            Event::Answered { call, body } if Some(*call) == self.call => {
                 self.answered = true;
+                if let Err(why) = self.apply_answer(now, body) {
+                    println!("answer SDP unusable: {why}; hanging up");
+                    let _ = ep.hangup(now, *call);
+                }
                 println!(
                     "answered after {} ms; early media packets {}",
                     self.elapsed_ms(now),
@@ -144,17 +264,26 @@ impl App for Dialer {
                 let _ = ep.respond(now, *call, 403, None);
             }
             Event::Offer { call, body, .. } => {
-                let port = self.media.as_ref().map(|m| m.0).unwrap_or(0);
-                let ip = ep_local_ip(ep, *call);
-                let text = String::from_utf8_lossy(body);
-                let sdp = match (ip, parse_offer(&text)) {
-                    (Some(ip), Some(o)) => answer(&o, ip, port, 2),
-                    (Some(ip), None) if text.trim().is_empty() => Some(offer(ip, port, 2)),
-                    _ => None,
+                let Some(m) = &mut self.media else {
+                    let _ = ep.answer_offer(now, *call, 488, None);
+                    return;
                 };
-                let _ = match sdp {
-                    Some(s) => {
-                        ep.answer_offer(now, *call, 200, Some(("application/sdp", s.into_bytes())))
+                m.local.version += 1;
+                let answer = std::str::from_utf8(body)
+                    .ok()
+                    .and_then(|t| SessionDescription::parse(t).ok())
+                    .and_then(|o| sdp::answer(&o, &self.caps, &m.local, m.key).ok());
+                let _ = match answer {
+                    Some((sd, negotiated)) => {
+                        if let Some(leg) = &m.leg {
+                            leg.update(negotiated);
+                        }
+                        ep.answer_offer(
+                            now,
+                            *call,
+                            200,
+                            Some(("application/sdp", sd.to_string().into_bytes())),
+                        )
                     }
                     None => ep.answer_offer(now, *call, 488, None),
                 };

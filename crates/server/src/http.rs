@@ -9,11 +9,13 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
+use crate::media::{totals, SharedLegStats};
 use crate::sip_driver::SharedMetrics;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) sip: SharedMetrics,
+    pub(crate) media: SharedLegStats,
 }
 
 pub(crate) fn app(state: AppState) -> Router {
@@ -110,7 +112,154 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Calls to the echo user in progress.",
         m.echo_calls,
     );
+    media_metrics(&state.media, &mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// Phone-leg media: counters over every leg, and per live call the RTCP health figures.
+fn media_metrics(media: &SharedLegStats, out: &mut String) {
+    let Ok(stats) = media.lock() else { return };
+    let t = totals(&stats);
+    let mut counter = |name: &str, help: &str, v: u64| {
+        let _ = write!(out, "# HELP phonebridge_{name} {help}\n# TYPE phonebridge_{name} counter\nphonebridge_{name} {v}\n");
+    };
+    let (tr, j) = (&t.transport, &t.jitter);
+    counter(
+        "rtp_packets_received_total",
+        "RTP packets accepted from phones.",
+        tr.packets_received,
+    );
+    counter(
+        "rtp_packets_sent_total",
+        "RTP packets sent to phones.",
+        tr.packets_sent,
+    );
+    counter(
+        "rtp_malformed_total",
+        "Datagrams on RTP ports that were not RTP.",
+        tr.malformed,
+    );
+    counter(
+        "rtp_srtp_failures_total",
+        "SRTP/SRTCP packets that failed authentication or replay checks.",
+        tr.srtp_failures,
+    );
+    counter(
+        "rtp_ignored_source_total",
+        "RTP packets from addresses the call does not use (old or foreign).",
+        tr.ignored_source,
+    );
+    counter(
+        "rtp_latched_total",
+        "Times a leg latched to a media source address.",
+        tr.latched,
+    );
+    counter(
+        "rtp_late_total",
+        "RTP packets that arrived after their playout time.",
+        j.late,
+    );
+    counter(
+        "rtp_lost_total",
+        "RTP packets never received (concealed).",
+        j.lost,
+    );
+    counter(
+        "rtp_duplicates_total",
+        "Duplicate RTP packets dropped.",
+        j.duplicates,
+    );
+    counter(
+        "rtp_underruns_total",
+        "Jitter-buffer underruns (delay grew).",
+        j.underruns,
+    );
+    counter(
+        "rtp_shrinks_total",
+        "Frames dropped to shrink the jitter buffer.",
+        j.shrinks,
+    );
+    counter(
+        "rtp_ssrc_switches_total",
+        "New SSRCs mid-call.",
+        j.source.ssrc_switches,
+    );
+    counter(
+        "rtp_timestamp_jumps_total",
+        "Timestamp base jumps with the same SSRC.",
+        j.source.timestamp_jumps,
+    );
+    counter(
+        "rtp_sequence_restarts_total",
+        "Sequence number restarts.",
+        j.source.sequence_restarts,
+    );
+    counter(
+        "rtp_stale_total",
+        "Late packets of a source that was switched away from.",
+        j.source.stale,
+    );
+    counter(
+        "rtp_unknown_payload_type_total",
+        "RTP packets with a payload type not negotiated.",
+        t.unknown_payload_type,
+    );
+    counter(
+        "rtp_comfort_noise_total",
+        "Comfort-noise packets received.",
+        t.comfort_noise,
+    );
+    counter(
+        "dtmf_digits_total",
+        "Digits received from phones (all routes, merged).",
+        t.digits,
+    );
+    counter(
+        "rtcp_received_total",
+        "RTCP packets received.",
+        tr.rtcp_received,
+    );
+    counter("rtcp_sent_total", "RTCP packets sent.", tr.rtcp_sent);
+    let _ = write!(out, "# HELP phonebridge_media_legs Phone legs with live media.\n# TYPE phonebridge_media_legs gauge\nphonebridge_media_legs {}\n", stats.live.len());
+    let mut calls: Vec<_> = stats.live.iter().collect();
+    calls.sort_by_key(|(c, _)| **c);
+    type Figure = fn(&phonebridge_bridge::PhoneAudioStats) -> Option<f64>;
+    let gauges: [(&str, &str, Figure); 5] = [
+        ("call_rtt_ms", "Round-trip time from RTCP, per call.", |s| {
+            s.transport.rtt_ms
+        }),
+        (
+            "call_jitter_ms",
+            "Interarrival jitter of the phone's stream, per call.",
+            |s| Some(s.transport.jitter_ms),
+        ),
+        (
+            "call_loss_received_total",
+            "Packets lost on the phone's stream, per call.",
+            |s| Some(s.transport.local_lost as f64),
+        ),
+        (
+            "call_loss_reported_percent",
+            "Loss the phone reports about our stream, per call.",
+            |s| Some(s.transport.remote_loss_pct),
+        ),
+        (
+            "call_jitter_buffer_ms",
+            "Jitter-buffer target delay, per call.",
+            |s| Some(s.jitter.target_ms as f64),
+        ),
+    ];
+    for (name, help, f) in gauges {
+        let _ = write!(
+            out,
+            "# HELP phonebridge_{name} {help}\n# TYPE phonebridge_{name} gauge\n"
+        );
+        for (call, s) in &calls {
+            if let Some(v) = f(s) {
+                let _ = writeln!(out, "phonebridge_{name}{{call=\"{}\"}} {v}", call.0);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +273,7 @@ mod tests {
     async fn metrics_lists_sip_counters() {
         let state = AppState {
             sip: SharedMetrics::default(),
+            media: SharedLegStats::default(),
         };
         state.sip.lock().unwrap().stats.calls_started = 3;
         let resp = app(state)

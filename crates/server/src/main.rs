@@ -8,6 +8,7 @@ mod config;
 mod dial;
 mod echo;
 mod http;
+mod media;
 mod ports;
 mod redact;
 mod sip_driver;
@@ -166,7 +167,18 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
     });
     let hold = std::time::Duration::from_secs_f64(args.hold.max(0.0));
     let ring = std::time::Duration::from_secs_f64(args.ring_timeout.max(0.0));
-    let app = dial::Dialer::new(dial, hold, ring, ports::PortPool::new(rtp_ports));
+    let caps = phonebridge_sdp::Capabilities {
+        srtp: args.srtp,
+        ..phonebridge_sdp::Capabilities::default()
+    };
+    let app = dial::Dialer::new(
+        dial,
+        hold,
+        ring,
+        ports::PortPool::new(rtp_ports),
+        caps,
+        rand_seed(),
+    );
     let (tx, rx) = mpsc::channel(1024);
     let udp = Arc::new(udp);
     let next_conn = Arc::new(AtomicU64::new(1));
@@ -253,8 +265,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             .collect(),
         ..EndpointConfig::default()
     });
-    let echo = echo::Echo::new(ports::PortPool::new(cfg.rtp_ports), sip_addr.ip())
-        .context("cannot bind the echo user's RTP ports (`rtp-ports`)")?;
+    let media_stats = media::SharedLegStats::default();
+    let echo = echo::Echo::new(
+        echo::EchoConfig {
+            bind_ip: sip_addr.ip(),
+            public_ip: cfg.public_ip,
+            caps: phonebridge_sdp::Capabilities {
+                srtp: cfg.srtp,
+                ..phonebridge_sdp::Capabilities::default()
+            },
+            media_timeout: cfg.media_timeout,
+            seed: rand_seed(),
+        },
+        ports::PortPool::new(cfg.rtp_ports),
+        media_stats.clone(),
+    );
     let metrics = sip_driver::SharedMetrics::default();
     let (tx, rx) = mpsc::channel(8192);
     let next_conn = Arc::new(AtomicU64::new(1));
@@ -300,7 +325,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ));
     }
     let http_addr = http.local_addr()?;
-    let app = http::app(http::AppState { sip: metrics });
+    let app = http::app(http::AppState {
+        sip: metrics,
+        media: media_stats,
+    });
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
         let _ = axum::serve(http, app)

@@ -18,6 +18,14 @@ use tokio::sync::{mpsc, watch};
 
 /// What runs on top of the endpoint: the echo user for `serve`, the dialer for `call`.
 pub(crate) trait App {
+    /// What the app's own tasks (media legs) send it.
+    type Message: Send + 'static;
+    /// The receiving end of the app's own channel, taken once when the driver starts.
+    fn take_messages(&mut self) -> Option<mpsc::UnboundedReceiver<Self::Message>> {
+        None
+    }
+    /// A message from one of the app's tasks.
+    fn on_message(&mut self, _ep: &mut Endpoint, _now: Instant, _msg: Self::Message) {}
     /// Called once before the first input.
     fn start(&mut self, _ep: &mut Endpoint, _now: Instant) {}
     fn on_event(&mut self, ep: &mut Endpoint, now: Instant, ev: &phonebridge_sip::Event);
@@ -32,6 +40,20 @@ pub(crate) trait App {
     }
     /// Calls the app is serving, for metrics.
     fn active(&self) -> usize;
+}
+
+/// The next message on the app's channel; pending for ever when it has none (or it closed).
+async fn next_message<M>(rx: &mut Option<mpsc::UnboundedReceiver<M>>) -> M {
+    match rx {
+        Some(r) => match r.recv().await {
+            Some(m) => m,
+            None => {
+                *rx = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads the clock: the shell is the only place that does.
@@ -222,6 +244,7 @@ impl<A: App> Driver<A> {
         let mut stopping: Option<Instant> = None;
         let mut signalled = false;
         self.app.start(&mut self.ep, now());
+        let mut messages = self.app.take_messages();
         self.flush().await;
         // One timer, moved only when the deadline changes (not re-registered every turn).
         let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
@@ -264,6 +287,10 @@ impl<A: App> Driver<A> {
                             Err(_) => break,
                         }
                     }
+                }
+                msg = next_message(&mut messages) => {
+                    let (app, ep) = (&mut self.app, &mut self.ep);
+                    contain(&mut self.panics, "app message", || app.on_message(ep, now(), msg));
                 }
                 _ = &mut sleep => {
                     sleep.as_mut().reset(far());
