@@ -85,7 +85,10 @@ pub struct TransportStats {
     pub packets_sent: u64,
     pub octets_sent: u64,
     pub malformed: u64,
+    /// SRTP packets refused (authentication, replay, malformed).
     pub srtp_failures: u64,
+    /// SRTCP packets refused (also plain RTCP some phones send before their keys apply).
+    pub srtcp_failures: u64,
     pub ignored_source: u64,
     pub latched: u64,
     pub rtcp_received: u64,
@@ -260,8 +263,9 @@ impl RtpSession {
             }
         }
         if let Some(rx) = &mut self.srtp_rx {
-            if rx.unprotect_rtp(buf).is_err() {
+            if let Err(e) = rx.unprotect_rtp(buf) {
                 self.stats.srtp_failures += 1;
+                tracing::debug!(?e, source = %from, len = buf.len(), "srtp packet refused");
                 return None;
             }
         }
@@ -289,9 +293,13 @@ impl RtpSession {
             return;
         }
         if let Some(rx) = &mut self.srtp_rx {
-            if rx.unprotect_rtcp(buf).is_err() {
-                self.stats.srtp_failures += 1;
+            if let Err(e) = rx.unprotect_rtcp(buf) {
+                self.stats.srtcp_failures += 1;
+                tracing::debug!(?e, source = %from, len = buf.len(), "srtcp packet refused");
                 return;
+            }
+            if let Some(tx) = &mut self.srtp_tx {
+                tx.follow_srtcp_tag_len(rx);
             }
         }
         let Some(packets) = rtcp::parse(buf) else {

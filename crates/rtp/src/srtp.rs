@@ -157,6 +157,10 @@ pub struct SrtpContext {
     rtp_streams: HashMap<u32, Replay>,
     rtcp_streams: HashMap<u32, Replay>,
     srtcp_index: u32,
+    /// SRTCP tag length: 80 bits by RFC 4568 for both suites, but some stacks use the
+    /// suite's 32-bit tag on SRTCP too; the first packet that verifies only that way
+    /// switches both directions to it.
+    srtcp_tag_len: usize,
 }
 
 impl std::fmt::Debug for SrtpContext {
@@ -176,6 +180,7 @@ impl SrtpContext {
             rtp_streams: HashMap::new(),
             rtcp_streams: HashMap::new(),
             srtcp_index: 0,
+            srtcp_tag_len: SRTCP_TAG_LEN,
         }
     }
 
@@ -240,20 +245,37 @@ impl SrtpContext {
         self.rtcp.apply(ssrc, index as u64, &mut packet[8..]);
         packet.extend_from_slice(&(index | 0x8000_0000).to_be_bytes());
         let tag = self.rtcp.tag(&[packet]);
-        packet.extend_from_slice(&tag.as_ref()[..SRTCP_TAG_LEN]);
+        packet.extend_from_slice(&tag.as_ref()[..self.srtcp_tag_len]);
         Ok(())
+    }
+
+    /// Uses the tag length the peer's SRTCP showed (see `srtcp_tag_len`).
+    pub fn follow_srtcp_tag_len(&mut self, peer: &SrtpContext) {
+        self.srtcp_tag_len = peer.srtcp_tag_len;
     }
 
     /// Authenticates and decrypts an SRTCP packet in place (index and tag removed).
     pub fn unprotect_rtcp(&mut self, packet: &mut Vec<u8>) -> Result<(), SrtpError> {
-        if packet.len() < 8 + 4 + SRTCP_TAG_LEN {
+        let verifies = |len: usize, packet: &[u8]| {
+            if packet.len() < 8 + 4 + len {
+                return false;
+            }
+            let body_len = packet.len() - len;
+            let tag = self.rtcp.tag(&[&packet[..body_len]]);
+            constant_time_eq(&tag.as_ref()[..len], &packet[body_len..])
+        };
+        let short = self.profile.rtp_tag_len();
+        let tag_len = if verifies(self.srtcp_tag_len, packet) {
+            self.srtcp_tag_len
+        } else if short != self.srtcp_tag_len && verifies(short, packet) {
+            short
+        } else if packet.len() < 8 + 4 + short {
             return Err(SrtpError::Malformed);
-        }
-        let body_len = packet.len() - SRTCP_TAG_LEN;
-        let tag = self.rtcp.tag(&[&packet[..body_len]]);
-        if !constant_time_eq(&tag.as_ref()[..SRTCP_TAG_LEN], &packet[body_len..]) {
+        } else {
             return Err(SrtpError::Authentication);
-        }
+        };
+        self.srtcp_tag_len = tag_len;
+        let body_len = packet.len() - tag_len;
         let e_index = u32::from_be_bytes(
             packet[body_len - 4..body_len]
                 .try_into()
@@ -431,6 +453,38 @@ mod tests {
         tx.protect_rtp(&mut p4).unwrap();
         rx.unprotect_rtp(&mut p4).unwrap();
         rx.unprotect_rtp(&mut p3).unwrap();
+    }
+
+    #[test]
+    fn srtcp_with_a_32_bit_tag_is_accepted_and_answered_alike() {
+        let m = [9u8; MASTER_LEN];
+        let profile = SrtpProfile::AesCm128HmacSha1_32;
+        let (mut peer, mut rx) = (SrtpContext::new(profile, &m), SrtpContext::new(profile, &m));
+        peer.srtcp_tag_len = 4;
+        let plain: Vec<u8> = [0x81, 201, 0, 7, 1, 2, 3, 4]
+            .iter()
+            .copied()
+            .chain([0xab; 24])
+            .collect();
+        let mut p = plain.clone();
+        peer.protect_rtcp(&mut p).unwrap();
+        assert_eq!(p.len(), plain.len() + 4 + 4);
+        rx.unprotect_rtcp(&mut p).unwrap();
+        assert_eq!(p, plain);
+        let mut tx = SrtpContext::new(profile, &m);
+        tx.follow_srtcp_tag_len(&rx);
+        let mut q = plain.clone();
+        tx.protect_rtcp(&mut q).unwrap();
+        assert_eq!(q.len(), plain.len() + 4 + 4);
+        // The 80-bit profile never takes the short form.
+        let (mut a, mut b) = (
+            SrtpContext::new(SrtpProfile::AesCm128HmacSha1_80, &m),
+            SrtpContext::new(SrtpProfile::AesCm128HmacSha1_80, &m),
+        );
+        a.srtcp_tag_len = 4;
+        let mut r = plain.clone();
+        a.protect_rtcp(&mut r).unwrap();
+        assert_eq!(b.unprotect_rtcp(&mut r), Err(SrtpError::Authentication));
     }
 
     #[test]

@@ -141,8 +141,13 @@ fn media_metrics(media: &SharedLegStats, out: &mut String) {
     );
     counter(
         "rtp_srtp_failures_total",
-        "SRTP/SRTCP packets that failed authentication or replay checks.",
+        "SRTP packets that failed authentication or replay checks.",
         tr.srtp_failures,
+    );
+    counter(
+        "rtcp_srtcp_failures_total",
+        "SRTCP packets refused (also plain RTCP on a secure leg).",
+        tr.srtcp_failures,
     );
     counter(
         "rtp_ignored_source_total",

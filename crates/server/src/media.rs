@@ -209,6 +209,7 @@ fn add_into(total: &mut PhoneAudioStats, s: &PhoneAudioStats) {
     t.octets_sent += x.octets_sent;
     t.malformed += x.malformed;
     t.srtp_failures += x.srtp_failures;
+    t.srtcp_failures += x.srtcp_failures;
     t.ignored_source += x.ignored_source;
     t.latched += x.latched;
     t.rtcp_received += x.rtcp_received;

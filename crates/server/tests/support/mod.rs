@@ -217,25 +217,40 @@ pub fn read_wav(path: &Path) -> (u32, Vec<i16>) {
 
 /// Writes a mono 16-bit WAV of a sine at `freq` Hz.
 pub fn write_tone_wav(path: &Path, rate: u32, freq: f64, secs: f64, amplitude: f64) {
+    write_tone_wav_channels(path, rate, 1, freq, secs, amplitude)
+}
+
+/// As [`write_tone_wav`], with the tone on each of `channels` channels.
+pub fn write_tone_wav_channels(
+    path: &Path,
+    rate: u32,
+    channels: u16,
+    freq: f64,
+    secs: f64,
+    amplitude: f64,
+) {
     let n = (rate as f64 * secs) as usize;
-    let mut data = Vec::with_capacity(n * 2);
+    let mut data = Vec::with_capacity(n * 2 * channels as usize);
     for i in 0..n {
         let v = (amplitude
             * 32767.0
             * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin())
             as i16;
-        data.extend_from_slice(&v.to_le_bytes());
+        for _ in 0..channels {
+            data.extend_from_slice(&v.to_le_bytes());
+        }
     }
+    let block = 2 * channels;
     let mut w = Vec::new();
     w.extend_from_slice(b"RIFF");
     w.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
     w.extend_from_slice(b"WAVEfmt ");
     w.extend_from_slice(&16u32.to_le_bytes());
     w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&channels.to_le_bytes());
     w.extend_from_slice(&rate.to_le_bytes());
-    w.extend_from_slice(&(rate * 2).to_le_bytes());
-    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&(rate * block as u32).to_le_bytes());
+    w.extend_from_slice(&block.to_le_bytes());
     w.extend_from_slice(&16u16.to_le_bytes());
     w.extend_from_slice(b"data");
     w.extend_from_slice(&(data.len() as u32).to_le_bytes());
@@ -360,17 +375,41 @@ pub fn baresip_echo_call(
     account_params: &str,
     extra_config: &str,
 ) -> (String, Vec<i16>, u32) {
+    baresip_codec_call(dir, target, "PCMU", account_params, "", extra_config)
+}
+
+/// As [`baresip_echo_call`], with baresip offering only `codec` (as baresip names it:
+/// `PCMU`, `PCMA`, `G722/16000/1`, `opus/48000/2`) and `media_params` added to the account
+/// (e.g. `;mediaenc=srtp-mand`).
+pub fn baresip_codec_call(
+    dir: &Path,
+    target: &str,
+    codec: &str,
+    account_params: &str,
+    media_params: &str,
+    extra_config: &str,
+) -> (String, Vec<i16>, u32) {
     let conf = dir.join("conf");
     let snd = dir.join("snd");
     std::fs::create_dir_all(&conf).unwrap();
     std::fs::create_dir_all(&snd).unwrap();
     let tone = dir.join("tone.wav");
-    write_tone_wav(&tone, 8000, 700.0, 10.0, 0.5);
+    // baresip's file source does not resample: the tone is written at the codec's rate.
+    let rate = if codec.contains("/48000") {
+        48000
+    } else if codec.contains("/16000") {
+        16000
+    } else {
+        8000
+    };
+    // Opus is negotiated as two channels, and baresip's file source does not mix down.
+    let channels = if codec.ends_with("/2") { 2 } else { 1 };
+    write_tone_wav_channels(&tone, rate, channels, 700.0, 10.0, 0.5);
     let (lo, hi) = port_range(100);
     std::fs::write(
         conf.join("config"),
         format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{lo}\naudio_source aufile,{}\naudio_player aufile,/dev/null\naudio_alert aufile,/dev/null\naudio_srate 8000\naudio_channels 1\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {}\nrtp_ports {}-{hi}\n{extra_config}",
+            "poll_method epoll\nsip_listen 127.0.0.1:{lo}\naudio_source aufile,{}\naudio_player aufile,/dev/null\naudio_alert aufile,/dev/null\naudio_srate {rate}\naudio_channels {channels}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule g722.so\nmodule opus.so\nmodule srtp.so\nmodule aufile.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {}\nrtp_ports {}-{hi}\n{extra_config}",
             tone.display(),
             snd.display(),
             lo + 2
@@ -379,7 +418,9 @@ pub fn baresip_echo_call(
     .unwrap();
     std::fs::write(
         conf.join("accounts"),
-        format!("<sip:tester@127.0.0.1{account_params}>;regint=0;audio_codecs=PCMU\n"),
+        format!(
+            "<sip:tester@127.0.0.1{account_params}>;regint=0;audio_codecs={codec}{media_params}\n"
+        ),
     )
     .unwrap();
     let out = Command::new("baresip")
