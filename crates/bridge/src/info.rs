@@ -16,6 +16,16 @@ pub fn info_digit(content_type: Option<&str>, body: &[u8]) -> Option<char> {
     key(value)
 }
 
+/// The body of a DTMF INFO for `digit` lasting `duration_ms` (`application/dtmf-relay`, the
+/// form PBXs and trunks understand most widely). `None` for a character that is not a key.
+pub fn info_body(digit: char, duration_ms: u32) -> Option<(&'static str, Vec<u8>)> {
+    let d = key(&digit.to_string())?;
+    Some((
+        "application/dtmf-relay",
+        format!("Signal={d}\r\nDuration={duration_ms}\r\n").into_bytes(),
+    ))
+}
+
 fn key(v: &str) -> Option<char> {
     // Some phones send the event code (10 for *, 11 for #) instead of the key.
     match v {
@@ -54,5 +64,14 @@ mod tests {
             None
         );
         assert_eq!(info_digit(None, b"5"), None);
+    }
+
+    #[test]
+    fn bodies_we_send_read_back() {
+        for d in "0123456789*#ABCD".chars() {
+            let (ct, body) = info_body(d, 160).unwrap();
+            assert_eq!(info_digit(Some(ct), &body), Some(d));
+        }
+        assert_eq!(info_body('x', 160), None);
     }
 }

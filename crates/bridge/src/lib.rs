@@ -11,7 +11,7 @@
 pub mod info;
 pub mod phone_audio;
 
-pub use info::info_digit;
+pub use info::{info_body, info_digit};
 
 pub use phone_audio::{
     codec_kind, transport_config, PhoneAudio, PhoneAudioStats, PhoneEvent, StreamIds,

@@ -67,9 +67,21 @@ pub(crate) struct CallArgs {
     /// Address to advertise instead of the local one.
     #[arg(long, value_name = "IP")]
     pub(crate) public_ip: Option<IpAddr>,
+    /// Digits to send once the call is answered (0-9 * # A-D).
+    #[arg(long, value_name = "DIGITS")]
+    pub(crate) digits: Option<String>,
+    /// How to send them: by RFC 4733 events in the media, or by SIP INFO.
+    #[arg(long, value_enum, default_value = "rfc4733")]
+    pub(crate) dtmf: DtmfMode,
     /// SRTP (SDES): off, allow (offer keys on a plain profile) or require (RTP/SAVP).
     #[arg(long, value_name = "POLICY", default_value = "allow", value_parser = |s: &str| parse_srtp(s).ok_or("expected off, allow or require"))]
     pub(crate) srtp: phonebridge_sdp::SrtpPolicy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum DtmfMode {
+    Rfc4733,
+    Info,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

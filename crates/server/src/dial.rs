@@ -6,7 +6,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use phonebridge_bridge::{PhoneAudio, PhoneEvent, StreamIds};
+use phonebridge_bridge::{info_body, PhoneAudio, PhoneEvent, StreamIds};
 use phonebridge_sdp::{self as sdp, Capabilities, Direction, SessionDescription};
 use phonebridge_sip::endpoint::Dial;
 use phonebridge_sip::{CallHandle, EndReason, Endpoint, Event};
@@ -14,6 +14,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
+use crate::config::DtmfMode;
 use crate::media::{LegEvent, LegMode, MediaLeg, SharedLegStats};
 use crate::ports::PortPool;
 use crate::sip_driver::App;
@@ -52,8 +53,17 @@ pub(crate) struct Dialer {
     stats: SharedLegStats,
     events_tx: mpsc::UnboundedSender<LegEvent>,
     events_rx: Option<mpsc::UnboundedReceiver<LegEvent>>,
+    /// Digits to send after the answer, and how.
+    digits: Option<(String, DtmfMode)>,
+    /// SIP INFO digits still to send, one every [`INFO_SPACING`].
+    info_queue: Vec<char>,
+    next_info: Option<Instant>,
     pub(crate) outcome: Option<Outcome>,
 }
+
+/// Time between two DTMF INFOs (each press is a transaction; spacing keeps them in order).
+const INFO_SPACING: Duration = Duration::from_millis(250);
+const INFO_DURATION_MS: u32 = 160;
 
 impl Dialer {
     pub(crate) fn new(
@@ -81,7 +91,34 @@ impl Dialer {
             stats: SharedLegStats::default(),
             events_tx,
             events_rx: Some(events_rx),
+            digits: None,
+            info_queue: Vec::new(),
+            next_info: None,
             outcome: None,
+        }
+    }
+
+    /// Sends `digits` once the call is answered.
+    pub(crate) fn with_digits(mut self, digits: String, mode: DtmfMode) -> Self {
+        self.digits = Some((digits, mode));
+        self
+    }
+
+    fn send_digits(&mut self, now: Instant) {
+        let Some((digits, mode)) = self.digits.take() else {
+            return;
+        };
+        println!("sending digits {digits} by {mode:?}");
+        match mode {
+            DtmfMode::Rfc4733 => {
+                if let Some(leg) = self.media.as_ref().and_then(|m| m.leg.as_ref()) {
+                    leg.send_digits(&digits);
+                }
+            }
+            DtmfMode::Info => {
+                self.info_queue = digits.chars().rev().collect();
+                self.next_info = Some(now);
+            }
         }
     }
 
@@ -240,6 +277,7 @@ impl App for Dialer {
                     println!("answer SDP unusable: {why}; hanging up");
                     let _ = ep.hangup(now, *call);
                 }
+                self.send_digits(now);
                 println!(
                     "answered after {} ms; early media packets {}",
                     self.elapsed_ms(now),
@@ -296,15 +334,37 @@ impl App for Dialer {
         if self.outcome.is_some() {
             return None;
         }
-        if self.answered {
+        let call_deadline = if self.answered {
             self.hangup_at
         } else {
             self.ring_deadline
+        };
+        match (call_deadline, self.next_info) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
     fn handle_timeout(&mut self, ep: &mut Endpoint, now: Instant) {
         let Some(call) = self.call else { return };
+        if self.next_info.is_some_and(|t| t <= now) {
+            if let Some((ct, body)) = self
+                .info_queue
+                .pop()
+                .and_then(|d| info_body(d, INFO_DURATION_MS))
+            {
+                let _ = ep.send_info(now, call, ct, body);
+            }
+            self.next_info = (!self.info_queue.is_empty()).then(|| now + INFO_SPACING);
+        }
+        let due = if self.answered {
+            self.hangup_at
+        } else {
+            self.ring_deadline
+        };
+        if due.is_none_or(|t| t > now) {
+            return;
+        }
         if self.answered {
             println!("hanging up after {} ms", self.elapsed_ms(now));
             self.hangup_at = None;

@@ -171,7 +171,7 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
         srtp: args.srtp,
         ..phonebridge_sdp::Capabilities::default()
     };
-    let app = dial::Dialer::new(
+    let mut app = dial::Dialer::new(
         dial,
         hold,
         ring,
@@ -179,6 +179,16 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
         caps,
         rand_seed(),
     );
+    if let Some(digits) = &args.digits {
+        if digits.is_empty()
+            || !digits
+                .chars()
+                .all(|c| matches!(c.to_ascii_uppercase(), '0'..='9' | '*' | '#' | 'A'..='D'))
+        {
+            anyhow::bail!("invalid value for `digits`: expected keys 0-9 * # A-D, got '{digits}'");
+        }
+        app = app.with_digits(digits.clone(), args.dtmf);
+    }
     let (tx, rx) = mpsc::channel(1024);
     let udp = Arc::new(udp);
     let next_conn = Arc::new(AtomicU64::new(1));

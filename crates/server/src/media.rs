@@ -40,6 +40,8 @@ pub(crate) enum Command {
     Update(Box<AudioSession>),
     /// A digit the phone sent by SIP INFO.
     InfoDigit(char),
+    /// Digits to send to the phone by RFC 4733.
+    SendDigits(String),
     /// End the leg (RTCP BYE, sockets closed).
     Stop,
 }
@@ -106,6 +108,10 @@ impl MediaLeg {
         let _ = self.tx.send(Command::InfoDigit(digit));
     }
 
+    pub(crate) fn send_digits(&self, digits: &str) {
+        let _ = self.tx.send(Command::SendDigits(digits.to_owned()));
+    }
+
     /// Ends the leg; its sockets close when the task finishes.
     pub(crate) fn stop(self) -> JoinHandle<()> {
         let _ = self.tx.send(Command::Stop);
@@ -156,6 +162,11 @@ impl Leg {
                 cmd = commands.recv() => match cmd {
                     Some(Command::Update(n)) => self.audio.update(now(), &n),
                     Some(Command::InfoDigit(d)) => self.audio.info_digit(now(), d),
+                    Some(Command::SendDigits(d)) => {
+                        if let Err(c) = self.audio.send_digits(&d) {
+                            tracing::warn!(character = ?c, "digits not sent: not a key, or no telephone-event agreed");
+                        }
+                    }
                     Some(Command::Stop) | None => {
                         self.audio.close(now(), ntp_now());
                         self.flush();

@@ -113,3 +113,33 @@ fn baresip_with_best_effort_srtp_hears_its_tone_back() {
     let (log, _s) = echo_with("PCMU", ";mediaenc=srtp", "baresip-srtp-be");
     assert!(log.contains("srtp=true"), "{log}");
 }
+
+/// `phonebridge call` sending digits to the echo user of another phonebridge, which must
+/// report each once, by the route it was sent.
+fn digits_to_echo(mode: &str, source: &str) {
+    let server = Server::start(&[]);
+    let out = place_call(
+        &format!("sip:echo@{}", server.sip),
+        "3",
+        &["--digits", "482913#", "--dtmf", mode],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("sending digits 482913#"), "{text}");
+    wait_for("the digits", std::time::Duration::from_secs(5), || {
+        logged_digits(&server).len() >= 7
+    });
+    assert_eq!(logged_digits(&server), "482913#");
+    let log = server.log.lock().unwrap().join("\n");
+    assert_eq!(log.matches(&format!("source={source}")).count(), 7, "{log}");
+}
+
+#[test]
+fn digits_sent_by_rfc4733_are_received_once_each() {
+    digits_to_echo("rfc4733", "Rfc4733");
+}
+
+#[test]
+fn digits_sent_by_sip_info_are_received_once_each() {
+    digits_to_echo("info", "SipInfo");
+}
