@@ -1,6 +1,7 @@
 //! The phone-side media path with real peers: SIPp replaying its PCMA capture (30 ms
 //! packets, played twice so the stream starts over) and its RFC 2833 digit captures at the
 //! echo user; baresip calling with Opus, G.722 and SRTP and hearing its own tone back.
+#![allow(clippy::disallowed_methods)] // tests time what real peers do
 
 mod support;
 use support::*;
@@ -142,4 +143,37 @@ fn digits_sent_by_rfc4733_are_received_once_each() {
 #[test]
 fn digits_sent_by_sip_info_are_received_once_each() {
     digits_to_echo("info", "SipInfo");
+}
+
+#[test]
+fn a_call_without_media_is_hung_up_after_the_media_timeout() {
+    let server = Server::start(&["--media-timeout", "2"]);
+    let dir = scratch_dir("silent");
+    let (media_port, _) = port_range(10);
+    let started = std::time::Instant::now();
+    let s = sipp(
+        &dir,
+        &[
+            "-sf",
+            &scenario_path("uac_silent.xml"),
+            &server.sip.to_string(),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-mp",
+            &media_port.to_string(),
+        ],
+    );
+    // The BYE came (the scenario fails without it) after about two seconds.
+    assert_eq!((s.successful, s.failed), (1, 0), "{s:?}");
+    let took = started.elapsed().as_secs_f64();
+    assert!((1.9..6.0).contains(&took), "hung up after {took:.1} s");
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("reason=\"mediaTimeout\"") || log.contains("reason=mediaTimeout"),
+        "{log}"
+    );
 }
