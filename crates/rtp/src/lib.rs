@@ -9,6 +9,8 @@
 //! so a call's media can be replayed through a seeded network emulator in a test.
 
 pub mod events;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod jitter;
 pub mod normalise;
 pub mod packet;
