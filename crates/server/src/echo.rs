@@ -24,11 +24,15 @@ pub(crate) struct EchoConfig {
     /// Address advertised in SDP instead of the local one.
     pub(crate) public_ip: Option<IpAddr>,
     pub(crate) caps: Capabilities,
+    /// SRTP policies of trunks by address; calls from other sources use `caps.srtp`.
+    pub(crate) trunk_srtp: Vec<(IpAddr, sdp::SrtpPolicy)>,
     pub(crate) media_timeout: Option<Duration>,
     pub(crate) seed: u64,
 }
 
 struct EchoCall {
+    /// What we can do on this call (the SRTP policy depends on where it came from).
+    caps: Capabilities,
     port: u16,
     ip: IpAddr,
     session_id: u64,
@@ -121,12 +125,21 @@ impl Echo {
         }
     }
 
+    /// The capabilities for a call from `source`: a trunk's SRTP policy when it is one.
+    fn caps_for(&self, source: IpAddr) -> Capabilities {
+        let mut caps = self.cfg.caps.clone();
+        if let Some((_, p)) = self.cfg.trunk_srtp.iter().find(|(ip, _)| *ip == source) {
+            caps.srtp = *p;
+        }
+        caps
+    }
+
     fn incoming(
         &mut self,
         ep: &mut Endpoint,
         now: Instant,
         h: CallHandle,
-        local_ip: IpAddr,
+        (local_ip, source): (IpAddr, IpAddr),
         body: &[u8],
     ) {
         let (port, rtp, rtcp) = match self.ports.allocate(self.cfg.bind_ip) {
@@ -138,6 +151,7 @@ impl Echo {
             }
         };
         let mut call = EchoCall {
+            caps: self.caps_for(source),
             port,
             ip: self.cfg.public_ip.unwrap_or(local_ip),
             session_id: self.rng.gen_range(1..u32::MAX as u64),
@@ -150,14 +164,14 @@ impl Echo {
         };
         let sdp_out = if body.iter().all(u8::is_ascii_whitespace) {
             // No offer: we offer in the 200, the answer comes in the ACK.
-            let offer = sdp::offer(&self.cfg.caps, &self.local(&call), &call.offer_keys);
+            let offer = sdp::offer(&call.caps, &self.local(&call), &call.offer_keys);
             let text = offer.to_string();
             call.offered = Some(offer);
             self.calls.insert(h, call);
             text
         } else {
             let answer = parse(body).and_then(|offer| {
-                sdp::answer(&offer, &self.cfg.caps, &self.local(&call), call.key)
+                sdp::answer(&offer, &call.caps, &self.local(&call), call.key)
                     .map_err(|e| e.to_string())
             });
             match answer {
@@ -196,16 +210,16 @@ impl Echo {
             direction: Direction::SendRecv,
         };
         if body.iter().all(u8::is_ascii_whitespace) {
-            let offer = sdp::offer(&self.cfg.caps, &local, &c.offer_keys);
+            let offer = sdp::offer(&c.caps, &local, &c.offer_keys);
             let text = offer.to_string();
             c.offered = Some(offer);
             let _ = ep.answer_offer(now, h, 200, Some(("application/sdp", text.into_bytes())));
             return;
         }
         let key = c.key;
-        let answer = parse(body).and_then(|offer| {
-            sdp::answer(&offer, &self.cfg.caps, &local, key).map_err(|e| e.to_string())
-        });
+        let caps = c.caps.clone();
+        let answer = parse(body)
+            .and_then(|offer| sdp::answer(&offer, &caps, &local, key).map_err(|e| e.to_string()));
         match answer {
             Ok((sd, negotiated)) => {
                 self.apply(h, now, negotiated);
@@ -232,8 +246,9 @@ impl Echo {
             return;
         };
         let keys = c.offer_keys;
+        let caps = c.caps.clone();
         let negotiated = parse(body).and_then(|answer| {
-            sdp::accept_answer(&offer, &answer, &self.cfg.caps, &keys).map_err(|e| e.to_string())
+            sdp::accept_answer(&offer, &answer, &caps, &keys).map_err(|e| e.to_string())
         });
         match negotiated {
             Ok(n) => {
@@ -304,7 +319,8 @@ impl crate::sip_driver::App for Echo {
                     let _ = ep.respond(now, *call, 404, None);
                     return;
                 }
-                self.incoming(ep, now, *call, peer.local.ip(), &request.body);
+                let addrs = (peer.local.ip(), peer.remote.ip());
+                self.incoming(ep, now, *call, addrs, &request.body);
             }
             Event::Offer { call, body, .. } => self.reoffer(ep, now, *call, body),
             Event::Confirmed { call, body } => self.confirmed(ep, now, *call, body),

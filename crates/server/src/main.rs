@@ -284,6 +284,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 srtp: cfg.srtp,
                 ..phonebridge_sdp::Capabilities::default()
             },
+            trunk_srtp: trunks
+                .iter()
+                .filter_map(|(t, addr)| Some((addr.ip(), t.srtp?)))
+                .collect(),
             media_timeout: cfg.media_timeout,
             seed: rand_seed(),
         },

@@ -23,6 +23,8 @@ pub(crate) struct Trunk {
     pub(crate) from: Uri,
     /// INVITEs from the trunk's address must answer a digest challenge with the credentials.
     pub(crate) inbound_auth: bool,
+    /// SDES-SRTP on calls with this trunk (default: the server's `srtp` setting).
+    pub(crate) srtp: Option<phonebridge_sdp::SrtpPolicy>,
 }
 
 const KEYS: &[&str] = &[
@@ -34,6 +36,7 @@ const KEYS: &[&str] = &[
     "register-expires",
     "from",
     "inbound-auth",
+    "srtp",
 ];
 
 impl Trunk {
@@ -96,6 +99,15 @@ impl Trunk {
                 at("password")
             );
         }
+        let srtp = match string("srtp")? {
+            None => None,
+            Some(p) => Some(crate::config::parse_srtp(&p).with_context(|| {
+                format!(
+                    "invalid value for `{}`: expected off, allow or require, got '{p}'",
+                    at("srtp")
+                )
+            })?),
+        };
         let register_expires = match get("register-expires") {
             None => 3600,
             Some(toml::Value::Integer(n)) if (60..=86_400).contains(n) => *n as u32,
@@ -138,6 +150,7 @@ impl Trunk {
             register_expires,
             from,
             inbound_auth,
+            srtp,
         })
     }
 
@@ -206,6 +219,13 @@ mod tests {
         assert_eq!(t.register_expires, 600);
         assert_eq!(t.from.to_string(), "sip:acct@sip.example.com");
         assert_eq!(t.registrar().to_string(), "sip:sip.example.com");
+        assert_eq!(t.srtp, None);
+        let t = parse("address = \"a\"\nsrtp = \"Require\"").unwrap();
+        assert_eq!(t.srtp, Some(phonebridge_sdp::SrtpPolicy::Require));
+        let e = parse("address = \"a\"\nsrtp = \"maybe\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trunks.carrier.srtp"), "{e}");
     }
 
     #[test]

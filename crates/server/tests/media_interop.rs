@@ -177,3 +177,32 @@ fn a_call_without_media_is_hung_up_after_the_media_timeout() {
         "{log}"
     );
 }
+
+#[test]
+fn a_trunk_that_requires_srtp_gets_no_plain_call() {
+    let dir = scratch_dir("trunk-srtp");
+    let conf = dir.join("phonebridge.toml");
+    std::fs::write(
+        &conf,
+        "[trunks.pbx]\naddress = \"127.0.0.1:5999\"\nsrtp = \"require\"\n",
+    )
+    .unwrap();
+    let server = Server::start(&["--config", conf.to_str().unwrap()]);
+    let target = format!("sip:echo@{}", server.sip);
+    let (log, _, _) = baresip_codec_call(&dir.join("plain"), &target, "PCMU", "", "", "");
+    assert!(
+        !log.contains("Call established"),
+        "a plain call from the trunk was answered: {log}"
+    );
+    assert!(log.contains("488"), "{log}");
+    let (log, samples, rate) = baresip_codec_call(
+        &dir.join("secure"),
+        &target,
+        "PCMU",
+        "",
+        ";mediaenc=srtp-mand",
+        "",
+    );
+    assert!(log.contains("Call established"), "{log}");
+    assert_echoed_tone(&samples, rate);
+}
