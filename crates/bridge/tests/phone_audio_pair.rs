@@ -52,84 +52,113 @@ struct Run {
     rate: u32,
 }
 
-/// The phone plays `input(frame_index)`; the gateway echoes what it hears. Packets take
-/// 20 ms each way.
+/// The phone and the echo user with the network between them; packets take 20 ms.
+struct Pair {
+    t0: Instant,
+    phone: PhoneAudio,
+    gw: PhoneAudio,
+    in_flight: Vec<(Instant, bool, Vec<u8>)>,
+    tick: u64,
+    digits: Vec<(char, DigitSource)>,
+}
+
+impl Pair {
+    fn new(phone_caps: &Capabilities) -> Self {
+        let (p_neg, g_neg) = negotiate(phone_caps);
+        let t0 = Instant::now();
+        Pair {
+            t0,
+            phone: PhoneAudio::new(
+                t0,
+                &p_neg,
+                StreamIds {
+                    ssrc: 11,
+                    seq: 100,
+                    ts: 5000,
+                },
+                "phone",
+                None,
+            ),
+            gw: PhoneAudio::new(
+                t0,
+                &g_neg,
+                StreamIds {
+                    ssrc: 22,
+                    seq: 200,
+                    ts: 9000,
+                },
+                "gw",
+                Some(Duration::from_secs(5)),
+            ),
+            in_flight: Vec::new(),
+            tick: 0,
+            digits: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> Instant {
+        self.t0 + Duration::from_millis(20 * self.tick)
+    }
+
+    /// One 20 ms tick: the phone plays `pcm`, the echo user plays back what it hears, and
+    /// what the phone hears is appended to `heard`.
+    fn step(&mut self, pcm: &[i16], heard: &mut Vec<i16>) {
+        let now = self.now();
+        self.in_flight.sort_by_key(|(t, _, _)| *t);
+        while self.in_flight.first().is_some_and(|(t, _, _)| *t <= now) {
+            let (t, to_gw, bytes) = self.in_flight.remove(0);
+            if to_gw {
+                self.gw.handle_rtp(t, 0, addr(PHONE), bytes);
+            } else {
+                self.phone.handle_rtp(t, 0, addr(GATEWAY), bytes);
+            }
+        }
+        self.phone.push(pcm);
+        let mut echo = Vec::new();
+        self.gw.pull(now, &mut echo);
+        self.gw.push(&echo);
+        self.phone.pull(now, heard);
+        for (p, to_gw) in [(&mut self.phone, true), (&mut self.gw, false)] {
+            while let Some(t) = p.poll_transmit() {
+                if !t.rtcp_socket {
+                    assert_eq!(t.to, addr(if to_gw { GATEWAY } else { PHONE }));
+                    self.in_flight
+                        .push((now + Duration::from_millis(20), to_gw, t.bytes));
+                }
+            }
+        }
+        while let Some(e) = self.gw.poll_event() {
+            if let PhoneEvent::Digit { digit, source } = e {
+                self.digits.push((digit, source));
+            }
+        }
+        self.tick += 1;
+    }
+}
+
+/// The phone plays `input(frame_index)`; the gateway echoes what it hears.
 fn run(
     phone_caps: &Capabilities,
     seconds: u32,
     mut input: impl FnMut(usize, u32, &mut Vec<i16>),
     digits: Option<&str>,
 ) -> Run {
-    let (p_neg, g_neg) = negotiate(phone_caps);
-    let t0 = Instant::now();
-    let mut phone = PhoneAudio::new(
-        t0,
-        &p_neg,
-        StreamIds {
-            ssrc: 11,
-            seq: 100,
-            ts: 5000,
-        },
-        "phone",
-        None,
-    );
-    let mut gw = PhoneAudio::new(
-        t0,
-        &g_neg,
-        StreamIds {
-            ssrc: 22,
-            seq: 200,
-            ts: 9000,
-        },
-        "gw",
-        Some(Duration::from_secs(5)),
-    );
+    let mut pair = Pair::new(phone_caps);
     if let Some(d) = digits {
-        phone.send_digits(d).unwrap();
+        pair.phone.send_digits(d).unwrap();
     }
-    let rate = phone.sample_rate();
-    let frame = (rate / 50) as usize;
-    let mut in_flight: Vec<(Instant, bool, Vec<u8>)> = Vec::new(); // (arrival, to_gateway, bytes)
-    let mut out = Run {
-        phone_heard: Vec::new(),
-        gateway_digits: Vec::new(),
-        rate,
-    };
+    let rate = pair.phone.sample_rate();
+    let mut heard = Vec::new();
     for i in 0..(seconds * 50) as usize {
-        let now = t0 + Duration::from_millis(20 * i as u64);
-        // Deliver what has arrived.
-        in_flight.sort_by_key(|(t, _, _)| *t);
-        while in_flight.first().is_some_and(|(t, _, _)| *t <= now) {
-            let (t, to_gw, bytes) = in_flight.remove(0);
-            if to_gw {
-                gw.handle_rtp(t, 0, addr(PHONE), bytes);
-            } else {
-                phone.handle_rtp(t, 0, addr(GATEWAY), bytes);
-            }
-        }
         let mut pcm = Vec::new();
         input(i, rate, &mut pcm);
-        phone.push(&pcm);
-        let mut echo = Vec::new();
-        gw.pull(now, &mut echo);
-        gw.push(&echo);
-        phone.pull(now, &mut out.phone_heard);
-        for (p, to_gw) in [(&mut phone, true), (&mut gw, false)] {
-            while let Some(t) = p.poll_transmit() {
-                if !t.rtcp_socket {
-                    assert_eq!(t.to, addr(if to_gw { GATEWAY } else { PHONE }));
-                    in_flight.push((now + Duration::from_millis(20), to_gw, t.bytes));
-                }
-            }
-        }
-        while let Some(e) = gw.poll_event() {
-            if let PhoneEvent::Digit { digit, source } = e {
-                out.gateway_digits.push((digit, source));
-            }
-        }
-        let _ = frame;
+        pair.step(&pcm, &mut heard);
     }
-    out
+    Run {
+        phone_heard: heard,
+        gateway_digits: pair.digits,
+        rate,
+    }
 }
 
 fn tone_share(pcm: &[i16], rate: u32, f: f64) -> f64 {
@@ -230,4 +259,58 @@ fn in_band_digits_are_detected_in_every_codec() {
             .iter()
             .all(|(_, s)| *s == DigitSource::InBand));
     }
+}
+
+#[test]
+fn hold_and_resume_stop_and_restart_what_the_phone_hears() {
+    let caps = Capabilities {
+        codecs: vec![Codec::Pcmu],
+        srtp: SrtpPolicy::Off,
+        ..Capabilities::default()
+    };
+    let mut pair = Pair::new(&caps);
+    let mut tone = Tone::sine(8000, 700.0, 8000.0);
+    let mut heard = Vec::new();
+    // The phone re-offers with `direction`; the gateway answers; both apply the outcome.
+    let renegotiate = |pair: &mut Pair, direction: Direction, version: u64| {
+        let keys = [[1; KEY_LEN], [2; KEY_LEN]];
+        let mut l = local(PHONE, 1);
+        l.direction = direction;
+        l.version = version;
+        let offer = offer(&caps, &l, &keys);
+        let mut g = local(GATEWAY, 2);
+        g.version = version;
+        let (ans, gw_neg) = answer(&offer, &Capabilities::default(), &g, [3; KEY_LEN]).unwrap();
+        assert_eq!(gw_neg.direction, direction.reversed());
+        let phone_neg = accept_answer(&offer, &ans, &caps, &keys).unwrap();
+        let now = pair.now();
+        pair.gw.update(now, &gw_neg);
+        pair.phone.update(now, &phone_neg);
+    };
+    for i in 0..150 {
+        if i == 50 {
+            // Hold: the phone only sends (music on hold); the echo user must stop sending.
+            renegotiate(&mut pair, Direction::SendOnly, 2);
+        }
+        if i == 100 {
+            renegotiate(&mut pair, Direction::SendRecv, 3);
+        }
+        let mut pcm = Vec::new();
+        tone.fill(160, &mut pcm);
+        pair.step(&pcm, &mut heard);
+    }
+    let share = |from: usize, to: usize| tone_share(&heard[from * 160..to * 160], 8000, 700.0);
+    assert!(share(15, 50) > 0.9, "before hold: {:.2}", share(15, 50));
+    assert!(
+        share(60, 100) < 0.05,
+        "on hold the echo must stop: {:.2}",
+        share(60, 100)
+    );
+    assert!(
+        share(115, 150) > 0.9,
+        "after resume: {:.2}",
+        share(115, 150)
+    );
+    // On hold the gateway still received the phone's audio: no media timeout.
+    assert!(std::iter::from_fn(|| pair.gw.poll_event()).all(|e| e != PhoneEvent::MediaTimeout));
 }
