@@ -21,18 +21,15 @@ fn logged_digits(server: &Server) -> String {
         .collect()
 }
 
-#[test]
-fn sipp_pcma_capture_and_rfc2833_digits_reach_the_echo_user() {
-    let server = Server::start(&[]);
-    let dir = scratch_dir("pcap-dtmf");
+/// One call of a SIPp scenario to the server, with SIPp's media on a port of its own.
+fn one_scenario_call(server: &Server, dir: &std::path::Path, scenario: &str) -> SippStats {
     let (media_port, _) = port_range(10);
-    let target = server.sip.to_string();
-    let s = sipp(
-        &dir,
+    sipp(
+        dir,
         &[
             "-sf",
-            &scenario_path("uac_pcap_dtmf.xml"),
-            &target,
+            &scenario_path(scenario),
+            &server.sip.to_string(),
             "-m",
             "1",
             "-i",
@@ -42,7 +39,14 @@ fn sipp_pcma_capture_and_rfc2833_digits_reach_the_echo_user() {
             "-mp",
             &media_port.to_string(),
         ],
-    );
+    )
+}
+
+#[test]
+fn sipp_pcma_capture_and_rfc2833_digits_reach_the_echo_user() {
+    let server = Server::start(&[]);
+    let dir = scratch_dir("pcap-dtmf");
+    let s = one_scenario_call(&server, &dir, "uac_pcap_dtmf.xml");
     assert_eq!((s.successful, s.failed), (1, 0), "{s:?}");
     // Each capture's end packet comes three times with one sequence number: one digit each.
     assert_eq!(logged_digits(&server), "482913#");
@@ -149,24 +153,8 @@ fn digits_sent_by_sip_info_are_received_once_each() {
 fn a_call_without_media_is_hung_up_after_the_media_timeout() {
     let server = Server::start(&["--media-timeout", "2"]);
     let dir = scratch_dir("silent");
-    let (media_port, _) = port_range(10);
     let started = std::time::Instant::now();
-    let s = sipp(
-        &dir,
-        &[
-            "-sf",
-            &scenario_path("uac_silent.xml"),
-            &server.sip.to_string(),
-            "-m",
-            "1",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-mp",
-            &media_port.to_string(),
-        ],
-    );
+    let s = one_scenario_call(&server, &dir, "uac_silent.xml");
     // The BYE came (the scenario fails without it) after about two seconds.
     assert_eq!((s.successful, s.failed), (1, 0), "{s:?}");
     let took = started.elapsed().as_secs_f64();
