@@ -152,6 +152,8 @@ settings! {
     data_dir: "data-dir", "PHONEBRIDGE_DATA_DIR", "DIR", "Directory for the SQLite database [default: ./phonebridge-data]";
     secret: "secret", "PHONEBRIDGE_SECRET", "S", "REST secret (Basic auth OPENVIDUAPP:<secret>) [default: MY_SECRET; OPENVIDU_SECRET is honoured]";
     webhook: "webhook", "PHONEBRIDGE_WEBHOOK", "URL", "Webhook endpoint [OPENVIDU_WEBHOOK_ENDPOINT is honoured]";
+    webhook_secret: "webhook-secret", "PHONEBRIDGE_WEBHOOK_SECRET", "S", "Key for the X-Phonebridge-Signature header (HMAC-SHA256 of \"<unix time>.<body>\"); unsigned when unset";
+    unused_session_timeout: "unused-session-timeout", "PHONEBRIDGE_UNUSED_SESSION_TIMEOUT", "SECONDS", "A session nobody joins is closed after this long [default: 3600]";
     trusted_sources: "trusted-sources", "PHONEBRIDGE_TRUSTED_SOURCES", "CIDR,...", "Sources exempt from SIP flood limits [default: 127.0.0.0/8,::1]";
     max_calls: "max-calls", "PHONEBRIDGE_MAX_CALLS", "N", "Most concurrent SIP calls; more get 503 [default: 1000]";
     sip_rate: "sip-rate", "PHONEBRIDGE_SIP_RATE", "N", "SIP requests per second allowed from one untrusted source [default: 20]";
@@ -188,10 +190,11 @@ pub(crate) struct Config {
     pub(crate) rtp_ports: (u16, u16),
     pub(crate) public_ip: Option<IpAddr>,
     pub(crate) data_dir: PathBuf,
-    // Read by the session REST API (issue 4); validated at start-up already.
-    #[allow(dead_code)]
+    /// The REST secret (Basic auth `OPENVIDUAPP:<secret>`).
     pub(crate) secret: String,
     pub(crate) webhook: Option<String>,
+    pub(crate) webhook_secret: Option<String>,
+    pub(crate) unused_session_timeout: Duration,
     pub(crate) trusted_sources: Vec<Cidr>,
     pub(crate) max_calls: usize,
     pub(crate) sip_rate: f64,
@@ -397,6 +400,23 @@ impl Config {
                     (s.starts_with("http://") || s.starts_with("https://")).then(|| s.to_owned())
                 })?),
             },
+            webhook_secret: match r.get("webhook-secret") {
+                None => None,
+                Some(_) => Some(r.parse("webhook-secret", "", "a non-empty string", |s| {
+                    (!s.is_empty()).then(|| s.to_owned())
+                })?),
+            },
+            unused_session_timeout: r.parse(
+                "unused-session-timeout",
+                "3600",
+                "seconds (1-604800)",
+                |s| {
+                    s.parse::<u64>()
+                        .ok()
+                        .filter(|n| (1..=604_800).contains(n))
+                        .map(Duration::from_secs)
+                },
+            )?,
             trusted_sources: r.parse(
                 "trusted-sources",
                 "127.0.0.0/8,::1",

@@ -16,6 +16,7 @@ use crate::sip_driver::SharedMetrics;
 pub(crate) struct AppState {
     pub(crate) sip: SharedMetrics,
     pub(crate) media: SharedLegStats,
+    pub(crate) outbox: Option<std::sync::Arc<crate::outbox::Outbox>>,
 }
 
 pub(crate) fn app(state: AppState) -> Router {
@@ -113,6 +114,22 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         m.echo_calls,
     );
     media_metrics(&state.media, &mut out);
+    if let Some(o) = &state.outbox {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &o.stats;
+        let _ = write!(
+            out,
+            "# HELP phonebridge_webhook_queued_total Webhook events stored for delivery.\n# TYPE phonebridge_webhook_queued_total counter\nphonebridge_webhook_queued_total {}\n# HELP phonebridge_webhook_delivered_total Webhook events the receiver accepted.\n# TYPE phonebridge_webhook_delivered_total counter\nphonebridge_webhook_delivered_total {}\n# HELP phonebridge_webhook_retries_total Failed webhook deliveries (each retried).\n# TYPE phonebridge_webhook_retries_total counter\nphonebridge_webhook_retries_total {}\n",
+            s.queued.load(Relaxed),
+            s.delivered.load(Relaxed),
+            s.retries.load(Relaxed)
+        );
+        let _ = write!(
+            out,
+            "# HELP phonebridge_webhook_pending Webhook events stored and not yet delivered.\n# TYPE phonebridge_webhook_pending gauge\nphonebridge_webhook_pending {}\n",
+            o.count()
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -279,6 +296,7 @@ mod tests {
         let state = AppState {
             sip: SharedMetrics::default(),
             media: SharedLegStats::default(),
+            outbox: None,
         };
         state.sip.lock().unwrap().stats.calls_started = 3;
         let resp = app(state)

@@ -9,8 +9,11 @@ mod dial;
 mod echo;
 mod http;
 mod media;
+mod outbox;
 mod ports;
 mod redact;
+mod rest;
+mod sessions;
 mod sip_driver;
 mod tls;
 mod trunks;
@@ -339,10 +342,50 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ));
     }
     let http_addr = http.local_addr()?;
+    // Sessions: the rooms task, and the durable webhook outbox when a receiver is configured.
+    let outbox = match &cfg.webhook {
+        Some(url) => {
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("cannot create `data-dir` {}", cfg.data_dir.display()))?;
+            let outbox = outbox::Outbox::open(&cfg.data_dir.join("phonebridge.db"))?;
+            let endpoint: hyper::Uri = url
+                .parse()
+                .with_context(|| format!("invalid value for `webhook`: '{url}'"))?;
+            tokio::spawn(outbox::run(
+                outbox.clone(),
+                outbox::Delivery {
+                    endpoint,
+                    secret: cfg.webhook_secret.clone(),
+                },
+                stop_rx.clone(),
+            ));
+            Some(outbox)
+        }
+        None => None,
+    };
+    let public_host = match (cfg.public_ip, http_addr.ip()) {
+        (Some(ip), _) => phonebridge_sip::Host::from(ip).to_string(),
+        (None, ip) if ip.is_unspecified() => "localhost".to_owned(),
+        (None, ip) => phonebridge_sip::Host::from(ip).to_string(),
+    };
+    let public_url = format!("http://{public_host}:{}", http_addr.port());
+    let rooms = phonebridge_rooms::Rooms::new(
+        rand_seed(),
+        &format!("ws://{public_host}:{}", http_addr.port()),
+        cfg.unused_session_timeout.as_millis() as u64,
+    );
+    let (rooms, rooms_task) = sessions::spawn(rooms, outbox.clone(), stop_rx.clone());
     let app = http::app(http::AppState {
         sip: metrics,
         media: media_stats,
-    });
+        outbox: outbox.clone(),
+    })
+    .merge(rest::router(rest::RestState::new(
+        rooms,
+        &cfg.secret,
+        outbox,
+        &public_url,
+    )));
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
         let _ = axum::serve(http, app)
@@ -359,10 +402,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         "phonebridge listening (SIP UDP+TCP, HTTP)"
     );
     tracing::info!(
+        public_url = %public_url,
         webrtc = %cfg.webrtc,
         data_dir = %cfg.data_dir.display(),
         webhook = cfg.webhook.is_some(),
-        "session settings validated; the WebRTC port, REST sessions and webhooks are served by the session server once enabled"
+        signed = cfg.webhook_secret.is_some(),
+        "sessions: REST at /openvidu/api"
     );
     for (t, addr) in trunks.iter().filter(|(t, _)| t.register) {
         driver.register_trunk(t, *addr);
@@ -373,6 +418,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = driver_task.await;
     let _ = http_task.await;
+    let _ = rooms_task.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -485,3 +485,128 @@ pub fn place_call(target: &str, hold: &str, extra: &[&str]) -> std::process::Out
         .output()
         .unwrap()
 }
+
+/// One request a webhook receiver saw: lower-cased headers, body, status answered.
+pub type HookRequest = (std::collections::HashMap<String, String>, String, u16);
+
+/// A webhook receiver on loopback: records every POST (headers and body) and answers with
+/// the status in `status` (set it to 503 to play a receiver that is down).
+pub struct WebhookReceiver {
+    pub url: String,
+    pub status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    /// (lower-cased headers, body, status answered) for every request, in arrival order.
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<HookRequest>>>,
+}
+
+impl WebhookReceiver {
+    pub fn start() -> WebhookReceiver {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (st, reqs) = (status.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let (st, reqs) = (st.clone(), reqs.clone());
+                std::thread::spawn(move || {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    // Keep-alive: serve requests until the client closes.
+                    loop {
+                        let head_end = loop {
+                            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break Some(i);
+                            }
+                            match stream.read(&mut chunk) {
+                                Ok(0) | Err(_) => break None,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let Some(head_end) = head_end else { return };
+                        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+                        let headers: std::collections::HashMap<String, String> = head
+                            .lines()
+                            .skip(1)
+                            .filter_map(|l| l.split_once(':'))
+                            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                            .collect();
+                        let len: usize = headers
+                            .get("content-length")
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0);
+                        while buf.len() < head_end + 4 + len {
+                            match stream.read(&mut chunk) {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let body = String::from_utf8_lossy(&buf[head_end + 4..head_end + 4 + len])
+                            .into_owned();
+                        buf.drain(..head_end + 4 + len);
+                        let code = st.load(Ordering::SeqCst);
+                        reqs.lock().unwrap().push((headers, body, code));
+                        let reply = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\n\r\n");
+                        if stream.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        WebhookReceiver {
+            url: format!("http://{addr}/hook"),
+            status,
+            requests,
+        }
+    }
+
+    /// The bodies the receiver accepted (answered 200), parsed.
+    pub fn accepted(&self) -> Vec<(std::collections::HashMap<String, String>, serde_json::Value)> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, _, code)| *code == 200)
+            .map(|(h, b, _)| (h.clone(), serde_json::from_str(b).expect("JSON body")))
+            .collect()
+    }
+}
+
+/// An HTTP/1.1 request over loopback with Basic auth `OPENVIDUAPP:<secret>`; returns the
+/// status and body.
+pub fn api(addr: SocketAddr, method: &str, path: &str, secret: &str, body: &str) -> (u16, String) {
+    use base64::Engine as _;
+    use std::io::{Read, Write};
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("OPENVIDUAPP:{secret}"));
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Runs a Node script from `tests/node/` with the pinned packages of `web/`.
+pub fn node(script: &str, args: &[&str]) -> std::process::Output {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Command::new("node")
+        .arg(dir.join("tests/node").join(script))
+        .args(args)
+        .env("PB_WEB", dir.join("../../web"))
+        .output()
+        .expect("node (Node.js 20) must be installed")
+}

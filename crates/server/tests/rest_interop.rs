@@ -1,0 +1,183 @@
+//! The OpenVidu REST API driven by the real `openvidu-node-client`, and the durable, signed
+//! webhook outbox against a receiver that goes down and a server that restarts.
+
+mod support;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use support::*;
+
+fn events(r: &WebhookReceiver) -> Vec<String> {
+    r.accepted()
+        .iter()
+        .map(|(_, b)| {
+            format!(
+                "{}:{}",
+                b["event"].as_str().unwrap(),
+                b["sessionId"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn node_client_exercises_every_rest_call() {
+    let receiver = WebhookReceiver::start();
+    let dir = scratch_dir("rest-node");
+    let server = Server::start(&[
+        "--secret",
+        "s3cret",
+        "--webhook",
+        &receiver.url,
+        "--webhook-secret",
+        "hook-key",
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let out = node(
+        "rest_client.cjs",
+        &[&format!("http://{}", server.http), "s3cret"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    let result: serde_json::Value = serde_json::from_str(last).unwrap();
+    let generated = result["sessions"][1].as_str().unwrap().to_owned();
+    wait_for("the webhooks", Duration::from_secs(10), || {
+        receiver.accepted().len() >= 3
+    });
+    assert_eq!(
+        events(&receiver),
+        [
+            "sessionCreated:interview-1".to_owned(),
+            format!("sessionCreated:{generated}"),
+            "sessionDestroyed:interview-1".to_owned(),
+        ]
+    );
+    let accepted = receiver.accepted();
+    let (headers, destroyed) = &accepted[2];
+    assert_eq!(destroyed["reason"], "sessionClosedByServer");
+    assert!(destroyed["uniqueSessionId"]
+        .as_str()
+        .unwrap()
+        .starts_with("interview-1_"));
+    // Signed: t=<unix>,v1=<hex HMAC-SHA256("<t>.<body>")>, checked with Python's hmac.
+    let sig = &headers["x-phonebridge-signature"];
+    let body = receiver.requests.lock().unwrap()[2].1.clone();
+    let check = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hmac,hashlib,sys; t,v=sys.argv[1].split(','); t=t[2:]; v=v[3:]; \
+             exp=hmac.new(b'hook-key',(t+'.'+sys.argv[2]).encode(),hashlib.sha256).hexdigest(); \
+             sys.exit(0 if hmac.compare_digest(exp,v) else 1)",
+            sig,
+            &body,
+        ])
+        .status()
+        .unwrap();
+    assert!(check.success(), "signature {sig} does not verify");
+    assert_eq!(server.metric("phonebridge_webhook_pending"), 0.0);
+}
+
+#[test]
+fn webhooks_survive_a_receiver_outage_and_a_restart_exactly_once_in_order() {
+    let receiver = WebhookReceiver::start();
+    receiver.status.store(503, Ordering::SeqCst);
+    let dir = scratch_dir("outbox");
+    let args = [
+        "--webhook",
+        receiver.url.as_str(),
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ];
+    let mut server = Server::start(&args);
+    for name in ["a", "b", "c"] {
+        let (status, _) = api(
+            server.http,
+            "POST",
+            "/openvidu/api/sessions",
+            "MY_SECRET",
+            &format!("{{\"customSessionId\":\"{name}\"}}"),
+        );
+        assert_eq!(status, 200);
+    }
+    // The receiver is down: everything waits in the outbox, visible over REST.
+    wait_for("a failed attempt", Duration::from_secs(10), || {
+        !receiver.requests.lock().unwrap().is_empty()
+    });
+    let (status, pending) = api(
+        server.http,
+        "GET",
+        "/openvidu/api/webhooks/pending",
+        "MY_SECRET",
+        "",
+    );
+    assert_eq!(status, 200);
+    let pending: serde_json::Value = serde_json::from_str(&pending).unwrap();
+    assert_eq!(pending["numberOfElements"], 3, "{pending}");
+    assert_eq!(pending["content"][0]["event"]["sessionId"], "a");
+    // Stopping ends the sessions (three more events), all kept for later.
+    assert!(server.terminate().success());
+    drop(server);
+    receiver.status.store(200, Ordering::SeqCst);
+    let server = Server::start(&args);
+    wait_for(
+        "delivery after the restart",
+        Duration::from_secs(20),
+        || receiver.accepted().len() >= 6,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        events(&receiver),
+        [
+            "sessionCreated:a",
+            "sessionCreated:b",
+            "sessionCreated:c",
+            "sessionDestroyed:a",
+            "sessionDestroyed:b",
+            "sessionDestroyed:c"
+        ]
+    );
+    let ids: Vec<u64> = receiver
+        .accepted()
+        .iter()
+        .map(|(h, _)| h["x-phonebridge-event-id"].parse().unwrap())
+        .collect();
+    let mut unique = ids.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), 6, "each event once: {ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order: {ids:?}");
+    assert!(receiver.accepted()[3..]
+        .iter()
+        .all(|(_, b)| b["reason"] == "openviduServerStopped"));
+    assert!(server.metric("phonebridge_webhook_delivered_total") >= 6.0);
+    assert_eq!(server.metric("phonebridge_webhook_pending"), 0.0);
+}
+
+#[test]
+fn the_api_requires_the_secret() {
+    let server = Server::start(&["--secret", "right"]);
+    let (status, _) = api(server.http, "GET", "/openvidu/api/sessions", "wrong", "");
+    assert_eq!(status, 401);
+    let (status, body) = api(server.http, "GET", "/openvidu/api/sessions", "right", "");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "{\"content\":[],\"numberOfElements\":0}")
+    );
+    let (status, body) = api(
+        server.http,
+        "POST",
+        "/openvidu/api/sessions",
+        "right",
+        "{not json",
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("\"path\":\"/openvidu/api/sessions\""),
+        "{body}"
+    );
+}
