@@ -13,6 +13,7 @@ pub mod ids;
 pub mod model;
 pub mod requests;
 pub mod rooms;
+pub mod rpc;
 
 pub use model::{Connection, ConnectionType, MediaOptions, Role, Session, Status, Stream};
 pub use rooms::{ConnectionProps, Joined, LeaveReason, Output, Rooms, RoomsError, SessionProps};

@@ -145,6 +145,8 @@ pub struct Connection {
     pub publisher: Option<Stream>,
     /// Streams this participant receives, with when the subscription was made.
     pub subscriptions: Vec<(String, u64)>,
+    /// The signalling session's private id (set on join; a reconnecting client names it).
+    pub private_id: Option<String>,
 }
 
 impl Connection {

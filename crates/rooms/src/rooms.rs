@@ -28,6 +28,12 @@ pub enum Output {
     },
     /// The participant's signalling should be closed (it was evicted).
     Disconnect { connection: String },
+    /// A published stream ended: its publisher and every subscription to it are gone.
+    StreamEnded { stream: String },
+    /// One subscription ended.
+    SubscriptionEnded { connection: String, stream: String },
+    /// A participant left: everything it sent or received is gone.
+    ParticipantGone { connection: String },
 }
 
 /// Why an operation was refused.
@@ -257,6 +263,7 @@ impl Rooms {
             custom_ice_servers: props.custom_ice_servers,
             publisher: None,
             subscriptions: Vec::new(),
+            private_id: None,
         });
         Ok(session.connections.last().expect("just pushed"))
     }
@@ -281,9 +288,11 @@ impl Rooms {
                     .map(|ci| (si, ci))
             })
             .ok_or(RoomsError::NotFound)?;
+        let private_id = self.ids.private();
         let session = &mut self.sessions[si];
         session.joined = true;
         let c = &mut session.connections[ci];
+        c.private_id = Some(private_id);
         c.status = Status::Active;
         c.active_at = Some(now);
         c.client_data = Some(client_data.to_owned());
@@ -422,10 +431,75 @@ impl Rooms {
         };
         let (_, since) = c.subscriptions.remove(pos);
         let subscriber = c.clone();
+        self.outputs.push_back(Output::SubscriptionEnded {
+            connection: participant.to_owned(),
+            stream: stream.id.clone(),
+        });
         let session = SessionKey::of(self.session(session_id).expect("looked up above"));
         let mut fields = connection_fields(&subscriber, &stream, Some(publisher_connection));
         ended(&mut fields, since, now, "unsubscribe");
         self.webhook(&session, "webrtcConnectionDestroyed", now, fields);
+        Ok(())
+    }
+
+    /// The active participant whose signalling session had `private_id`.
+    pub fn find_private(&self, private_id: &str) -> Option<(String, String)> {
+        self.sessions.iter().find_map(|s| {
+            s.active()
+                .find(|c| c.private_id.as_deref() == Some(private_id))
+                .map(|c| (s.id.clone(), c.id.clone()))
+        })
+    }
+
+    /// A publisher changed a property of its stream (`audioActive`, `videoActive`,
+    /// `videoDimensions`, track replacements): stored, and told to everyone else with
+    /// `newValue` as the JSON text of what was sent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn stream_property_changed(
+        &mut self,
+        session_id: &str,
+        connection_id: &str,
+        stream_id: &str,
+        property: &str,
+        new_value: &Value,
+        reason: &str,
+    ) -> Result<(), RoomsError> {
+        let session = self.session_mut(session_id)?;
+        let c = session
+            .connection_mut(connection_id)
+            .ok_or(RoomsError::NotFound)?;
+        let stream = c
+            .publisher
+            .as_mut()
+            .filter(|s| s.id == stream_id)
+            .ok_or(RoomsError::NotFound)?;
+        match (property, new_value) {
+            ("audioActive", Value::Bool(b)) => stream.media.audio_active = Some(*b),
+            ("videoActive", Value::Bool(b)) => stream.media.video_active = Some(*b),
+            ("videoDimensions", Value::String(d)) => {
+                stream.media.video_dimensions = Some(d.clone())
+            }
+            _ => {}
+        }
+        let params = json!({
+            "connectionId": connection_id,
+            "streamId": stream_id,
+            "property": property,
+            "newValue": new_value.to_string(),
+            "reason": reason,
+        });
+        let others: Vec<String> = session
+            .active()
+            .filter(|o| o.id != connection_id)
+            .map(|o| o.id.clone())
+            .collect();
+        for o in others {
+            self.outputs.push_back(Output::Notify {
+                connection: o,
+                method: "streamPropertyChanged",
+                params: params.clone(),
+            });
+        }
         Ok(())
     }
 
@@ -473,6 +547,12 @@ impl Rooms {
         else {
             return;
         };
+        self.outputs.push_back(Output::StreamEnded {
+            stream: stream.id.clone(),
+        });
+        let Ok(session) = self.session_mut(session_id) else {
+            return;
+        };
         let mut events = Vec::new();
         for c in session.connections.iter_mut() {
             if let Some(pos) = c.subscriptions.iter().position(|(s, _)| *s == stream.id) {
@@ -516,6 +596,9 @@ impl Rooms {
             .filter(|o| o.id != connection_id)
             .map(|o| o.id.clone())
             .collect();
+        self.outputs.push_back(Output::ParticipantGone {
+            connection: connection_id.to_owned(),
+        });
         let params = json!({"connectionId": connection_id, "reason": reason.as_str()});
         for o in &others {
             self.outputs.push_back(Output::Notify {

@@ -23,6 +23,10 @@ fn drain(r: &mut Rooms) -> (Vec<Value>, Vec<Note>, Vec<String>) {
                 params,
             } => notes.push((connection, method, params)),
             Output::Disconnect { connection } => closes.push(connection),
+            // Media teardown is the SFU's business.
+            Output::StreamEnded { .. }
+            | Output::SubscriptionEnded { .. }
+            | Output::ParticipantGone { .. } => {}
         }
     }
     (hooks, notes, closes)

@@ -64,6 +64,10 @@ impl Outputs {
                         let _ = tx.send(ToParticipant::Close);
                     }
                 }
+                // Media teardown: the SFU's, once browsers publish through it.
+                Output::StreamEnded { .. }
+                | Output::SubscriptionEnded { .. }
+                | Output::ParticipantGone { .. } => {}
             }
         }
     }
