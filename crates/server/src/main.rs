@@ -10,6 +10,7 @@ mod echo;
 mod http;
 mod media;
 mod outbox;
+mod page;
 mod ports;
 mod redact;
 mod rest;
@@ -17,6 +18,7 @@ mod sessions;
 mod sip_driver;
 mod tls;
 mod trunks;
+mod ws;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -228,11 +230,8 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
-    let udp = bind_udp(cfg.sip).with_context(|| format!("cannot bind SIP UDP {}", cfg.sip))?;
+    let (udp, tcp) = bind_sip(cfg.sip).await?;
     let sip_addr = udp.local_addr()?;
-    let tcp = tokio::net::TcpListener::bind(sip_addr)
-        .await
-        .with_context(|| format!("cannot bind SIP TCP {sip_addr}"))?;
     let http = tokio::net::TcpListener::bind(cfg.http)
         .await
         .with_context(|| format!("cannot bind HTTP {}", cfg.http))?;
@@ -381,18 +380,24 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         outbox: outbox.clone(),
     })
     .merge(rest::router(rest::RestState::new(
-        rooms,
+        rooms.clone(),
         &cfg.secret,
         outbox,
         &public_url,
-    )));
+    )))
+    .merge(ws::router(rooms))
+    .merge(page::router());
+    page::ensure_installed();
     let mut http_stop = stop_rx.clone();
     let http_task = tokio::spawn(async move {
-        let _ = axum::serve(http, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop.changed().await;
-            })
-            .await;
+        let _ = axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.changed().await;
+        })
+        .await;
     });
     tracing::info!(
         sip = %sip_addr,
@@ -421,6 +426,25 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = rooms_task.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds SIP over UDP and TCP on one port. With port 0 the system picks the UDP port; if
+/// that port is taken for TCP, another is tried.
+async fn bind_sip(
+    addr: SocketAddr,
+) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let attempts = if addr.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = bind_udp(addr).with_context(|| format!("cannot bind SIP UDP {addr}"))?;
+        let bound = udp.local_addr()?;
+        match tokio::net::TcpListener::bind(bound).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some((bound, e)),
+        }
+    }
+    let (bound, e) = last.expect("at least one attempt");
+    Err(anyhow::Error::new(e).context(format!("cannot bind SIP TCP {bound}")))
 }
 
 fn bind_udp(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {

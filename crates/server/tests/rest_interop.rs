@@ -1,6 +1,8 @@
 //! The OpenVidu REST API driven by the real `openvidu-node-client`, and the durable, signed
 //! webhook outbox against a receiver that goes down and a server that restarts.
 
+#![allow(clippy::disallowed_methods)] // tests wait on real time
+
 mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -125,11 +127,22 @@ fn webhooks_survive_a_receiver_outage_and_a_restart_exactly_once_in_order() {
     drop(server);
     receiver.status.store(200, Ordering::SeqCst);
     let server = Server::start(&args);
-    wait_for(
-        "delivery after the restart",
-        Duration::from_secs(20),
-        || receiver.accepted().len() >= 6,
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while receiver.accepted().len() < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered after the restart; server log:\n{}\nrequests: {:?}",
+            server.log.lock().unwrap().join("\n"),
+            receiver
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(_, b, c)| (c, b.clone()))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         events(&receiver),
@@ -179,5 +192,56 @@ fn the_api_requires_the_secret() {
     assert!(
         body.contains("\"path\":\"/openvidu/api/sessions\""),
         "{body}"
+    );
+}
+
+#[test]
+fn two_chromium_pages_join_signal_reconnect_and_are_evicted() {
+    let receiver = WebhookReceiver::start();
+    let dir = scratch_dir("browser-signalling");
+    let server = Server::start(&[
+        "--webhook",
+        &receiver.url,
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    let out = node(
+        "browser_signalling.cjs",
+        &[&format!("http://{}", server.http), "MY_SECRET"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the webhooks", Duration::from_secs(10), || {
+        receiver
+            .accepted()
+            .iter()
+            .any(|(_, b)| b["event"] == "sessionDestroyed")
+    });
+    let names: Vec<String> = receiver
+        .accepted()
+        .iter()
+        .map(|(_, b)| {
+            let mut n = b["event"].as_str().unwrap().to_owned();
+            if let Some(r) = b.get("reason").and_then(|r| r.as_str()) {
+                n = format!("{n}({r})");
+            }
+            n
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "sessionCreated",
+            "participantJoined",
+            "participantJoined",
+            "signalSent",
+            "participantLeft(forceDisconnectByServer)",
+            "participantLeft(sessionClosedByServer)",
+            "sessionDestroyed(sessionClosedByServer)",
+        ]
     );
 }
