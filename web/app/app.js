@@ -3,7 +3,7 @@
 // visitor types (the page talks to the server it was loaded from).
 'use strict';
 
-const state = { session: null, publisher: null, events: [] };
+const state = { session: null, publisher: null, subscribers: [], events: [] };
 window.pbApp = state;
 
 function log(text) {
@@ -64,6 +64,7 @@ async function join(form) {
     log('stream from ' + nameOf(e.stream.connection));
     const fig = tile(nameOf(e.stream.connection));
     const sub = session.subscribe(e.stream, fig, { insertMode: 'APPEND' });
+    state.subscribers.push(sub);
     sub.on('streamPlaying', () => log('playing ' + nameOf(e.stream.connection)));
   });
   session.on('streamDestroyed', (e) => log('stream ended: ' + nameOf(e.stream.connection) + ' (' + e.reason + ')'));

@@ -14,6 +14,7 @@ pub mod model;
 pub mod requests;
 pub mod rooms;
 pub mod rpc;
+pub mod sfu;
 
 pub use model::{Connection, ConnectionType, MediaOptions, Role, Session, Status, Stream};
 pub use rooms::{ConnectionProps, Joined, LeaveReason, Output, Rooms, RoomsError, SessionProps};

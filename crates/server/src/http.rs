@@ -17,6 +17,7 @@ pub(crate) struct AppState {
     pub(crate) sip: SharedMetrics,
     pub(crate) media: SharedLegStats,
     pub(crate) outbox: Option<std::sync::Arc<crate::outbox::Outbox>>,
+    pub(crate) sfu: crate::sessions::SharedSfuStats,
 }
 
 pub(crate) fn app(state: AppState) -> Router {
@@ -114,6 +115,17 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         m.echo_calls,
     );
     media_metrics(&state.media, &mut out);
+    if let Ok(s) = state.sfu.lock() {
+        let _ = write!(
+            out,
+            "# HELP phonebridge_sfu_publishers Browser streams published.\n# TYPE phonebridge_sfu_publishers gauge\nphonebridge_sfu_publishers {}\n\
+             # HELP phonebridge_sfu_subscriptions Browser subscriptions.\n# TYPE phonebridge_sfu_subscriptions gauge\nphonebridge_sfu_subscriptions {}\n\
+             # HELP phonebridge_sfu_packets_in_total RTP packets received from publishers.\n# TYPE phonebridge_sfu_packets_in_total counter\nphonebridge_sfu_packets_in_total {}\n\
+             # HELP phonebridge_sfu_packets_forwarded_total RTP packets written to subscriptions.\n# TYPE phonebridge_sfu_packets_forwarded_total counter\nphonebridge_sfu_packets_forwarded_total {}\n\
+             # HELP phonebridge_sfu_keyframe_requests_total Key frames asked of publishers.\n# TYPE phonebridge_sfu_keyframe_requests_total counter\nphonebridge_sfu_keyframe_requests_total {}\n",
+            s.publishers, s.subscriptions, s.packets_in, s.packets_forwarded, s.keyframe_requests
+        );
+    }
     if let Some(o) = &state.outbox {
         use std::sync::atomic::Ordering::Relaxed;
         let s = &o.stats;
@@ -297,6 +309,7 @@ mod tests {
             sip: SharedMetrics::default(),
             media: SharedLegStats::default(),
             outbox: None,
+            sfu: Default::default(),
         };
         state.sip.lock().unwrap().stats.calls_started = 3;
         let resp = app(state)

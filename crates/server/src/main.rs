@@ -20,7 +20,7 @@ mod tls;
 mod trunks;
 mod ws;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -373,11 +373,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         &format!("ws://{public_host}:{}", http_addr.port()),
         cfg.unused_session_timeout.as_millis() as u64,
     );
-    let (rooms, rooms_task) = sessions::spawn(rooms, outbox.clone(), stop_rx.clone());
+    let webrtc = bind_webrtc(cfg.webrtc, cfg.public_ip).await?;
+    let webrtc_addrs: Vec<String> = webrtc.iter().map(|w| w.advertised.to_string()).collect();
+    let sfu_stats = sessions::SharedSfuStats::default();
+    let (rooms, rooms_task) = sessions::spawn(
+        rooms,
+        outbox.clone(),
+        webrtc,
+        sfu_stats.clone(),
+        stop_rx.clone(),
+    )?;
     let app = http::app(http::AppState {
         sip: metrics,
         media: media_stats,
         outbox: outbox.clone(),
+        sfu: sfu_stats,
     })
     .merge(rest::router(rest::RestState::new(
         rooms.clone(),
@@ -408,7 +418,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     );
     tracing::info!(
         public_url = %public_url,
-        webrtc = %cfg.webrtc,
+        webrtc = %webrtc_addrs.join(","),
         data_dir = %cfg.data_dir.display(),
         webhook = cfg.webhook.is_some(),
         signed = cfg.webhook_secret.is_some(),
@@ -426,6 +436,52 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = rooms_task.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds the WebRTC port: on the given address, or, for an unspecified one, on loopback and
+/// on the address of the default route (same port), so browsers on this machine and on the
+/// network both reach it. Browsers are told `public-ip` instead of a non-loopback address.
+async fn bind_webrtc(
+    addr: SocketAddr,
+    public_ip: Option<IpAddr>,
+) -> anyhow::Result<Vec<sessions::WebRtcSocket>> {
+    let ips: Vec<IpAddr> = if addr.ip().is_unspecified() {
+        let loopback: IpAddr = if addr.is_ipv4() {
+            [127, 0, 0, 1].into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        };
+        let probe: IpAddr = if addr.is_ipv4() {
+            [192, 0, 2, 1].into()
+        } else {
+            "2001:db8::1".parse().expect("a valid IPv6 literal")
+        };
+        let routed = sip_driver::route_local_ip(probe);
+        let mut v = vec![loopback];
+        if !routed.is_loopback() && !routed.is_unspecified() {
+            v.push(routed);
+        }
+        v
+    } else {
+        vec![addr.ip()]
+    };
+    let mut port = addr.port();
+    let mut out = Vec::new();
+    for ip in ips {
+        let socket = tokio::net::UdpSocket::bind(SocketAddr::new(ip, port))
+            .await
+            .with_context(|| {
+                format!("cannot bind the WebRTC port {}", SocketAddr::new(ip, port))
+            })?;
+        let local = socket.local_addr()?;
+        port = local.port();
+        let advertised = match public_ip {
+            Some(p) if !ip.is_loopback() => SocketAddr::new(p, port),
+            _ => local,
+        };
+        out.push(sessions::WebRtcSocket { socket, advertised });
+    }
+    Ok(out)
 }
 
 /// Binds SIP over UDP and TCP on one port. With port 0 the system picks the UDP port; if

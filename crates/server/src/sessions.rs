@@ -1,21 +1,27 @@
-//! The task that owns the [`Rooms`] (in a [`Hub`] with the media side and the signalling
-//! connections): REST handlers and WebSocket connections send it operations and await the
-//! results; it stamps each with the wall clock, runs it, and passes what the operation caused
-//! on: webhook events into the durable outbox, JSON-RPC notifications to the participants'
-//! signalling connections. A participant whose socket dropped keeps its place for
-//! [`RECONNECT_GRACE`]; then it leaves with `networkDisconnect`.
+//! The task that owns the sessions: a [`Hub`] with the [`Rooms`], the [`Sfu`] and the
+//! participants' signalling connections. REST handlers and WebSocket connections send it
+//! operations and await the results; WebRTC datagrams arrive from one reader task per socket.
+//! It stamps each operation with the wall clock, runs it, and passes on what it caused:
+//! webhook events into the durable outbox, JSON-RPC notifications to the participants,
+//! ended streams and participants to the SFU, the SFU's datagrams to the sockets. A
+//! participant whose socket dropped keeps its place for [`RECONNECT_GRACE`]; then it leaves
+//! with `networkDisconnect`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use phonebridge_rooms::rpc::{self, MediaHandler, Peer, RpcError};
+use phonebridge_rooms::rpc::{self, Peer};
+use phonebridge_rooms::sfu::{Sfu, SfuStats};
 use phonebridge_rooms::{LeaveReason, Output, Rooms};
 use serde_json::Value;
+use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::outbox::Outbox;
+use crate::sip_driver::now;
 
 /// How often unused sessions and dropped sockets are looked at.
 const TICK: Duration = Duration::from_secs(1);
@@ -24,88 +30,6 @@ pub(crate) const RECONNECT_GRACE: Duration = Duration::from_secs(10);
 
 type Op = Box<dyn FnOnce(&mut Hub, u64) + Send>;
 
-/// Media for browsers until the SFU is in: every media request is refused plainly.
-struct NoMedia;
-
-impl MediaHandler for NoMedia {
-    fn publish(&mut self, _: &str, _: &str, _: &str, _: &str) -> Result<String, RpcError> {
-        Err(RpcError::new(
-            rpc::code::MEDIA_GENERIC,
-            "media is not available on this server yet",
-        ))
-    }
-    fn subscribe(&mut self, _: &str, _: &str, _: &str, _: &str) -> Result<String, RpcError> {
-        Err(RpcError::new(
-            rpc::code::MEDIA_GENERIC,
-            "media is not available on this server yet",
-        ))
-    }
-    fn candidate(&mut self, _: &str, _: &str, _: &Value) {}
-}
-
-/// Everything the task owns.
-pub(crate) struct Hub {
-    pub(crate) rooms: Rooms,
-    media: Box<dyn MediaHandler + Send>,
-    outputs: Outputs,
-    /// Participants whose socket dropped: connection → (session, deadline in ms).
-    drops: HashMap<String, (String, u64)>,
-}
-
-impl Hub {
-    /// A text frame from a signalling connection; returns the answer to send back.
-    pub(crate) fn frame(
-        &mut self,
-        now: u64,
-        peer: &mut Peer,
-        ip: &str,
-        text: &str,
-        tx: &mpsc::UnboundedSender<ToParticipant>,
-    ) -> Option<String> {
-        let before = peer.joined.clone();
-        let answer = rpc::handle(&mut self.rooms, self.media.as_mut(), now, peer, ip, text);
-        match (&before, &peer.joined) {
-            (None, Some((_, cid))) => {
-                // Joined, or came back within the grace period.
-                self.drops.remove(cid);
-                self.outputs.attach(cid, tx.clone());
-            }
-            (Some((_, cid)), None) => {
-                self.outputs.participants.remove(cid);
-            }
-            _ => {}
-        }
-        self.outputs.drain(&mut self.rooms, now);
-        answer
-    }
-
-    /// A signalling connection closed. A participant that did not leave gets the grace period.
-    pub(crate) fn socket_closed(&mut self, now: u64, peer: &Peer) {
-        if let Some((sid, cid)) = &peer.joined {
-            self.outputs.participants.remove(cid);
-            let deadline = now + RECONNECT_GRACE.as_millis() as u64;
-            self.drops.insert(cid.clone(), (sid.clone(), deadline));
-        }
-    }
-
-    fn tick(&mut self, now: u64) {
-        let due: Vec<(String, String)> = self
-            .drops
-            .iter()
-            .filter(|(_, (_, deadline))| *deadline <= now)
-            .map(|(c, (s, _))| (c.clone(), s.clone()))
-            .collect();
-        for (cid, sid) in due {
-            self.drops.remove(&cid);
-            let _ = self
-                .rooms
-                .leave(now, &sid, &cid, LeaveReason::NetworkDisconnect);
-        }
-        self.rooms.collect_garbage(now);
-        self.outputs.drain(&mut self.rooms, now);
-    }
-}
-
 /// A message for a participant's signalling connection.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ToParticipant {
@@ -113,25 +37,93 @@ pub(crate) enum ToParticipant {
     Close,
 }
 
-/// Where the outputs of an operation go.
-pub(crate) struct Outputs {
+/// Everything the task owns.
+pub(crate) struct Hub {
+    pub(crate) rooms: Rooms,
+    sfu: Sfu,
+    sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
     outbox: Option<Arc<Outbox>>,
     /// Signalling connections by connection id.
     participants: HashMap<String, mpsc::UnboundedSender<ToParticipant>>,
+    /// Participants whose socket dropped: connection → (session, deadline in ms).
+    drops: HashMap<String, (String, u64)>,
+    /// SFU figures for `/metrics`, refreshed every tick.
+    stats: SharedSfuStats,
 }
 
-impl Outputs {
-    /// Registers a participant's signalling connection.
-    pub(crate) fn attach(&mut self, connection: &str, tx: mpsc::UnboundedSender<ToParticipant>) {
-        self.participants.insert(connection.to_owned(), tx);
+/// The SFU's figures as last published.
+pub(crate) type SharedSfuStats = Arc<std::sync::Mutex<SfuStats>>;
+
+impl Hub {
+    /// A text frame from a signalling connection; returns the answer to send back.
+    pub(crate) fn frame(
+        &mut self,
+        now_ms: u64,
+        peer: &mut Peer,
+        ip: &str,
+        text: &str,
+        tx: &mpsc::UnboundedSender<ToParticipant>,
+    ) -> Option<String> {
+        self.sfu.set_time(now());
+        let before = peer.joined.clone();
+        let answer = rpc::handle(&mut self.rooms, &mut self.sfu, now_ms, peer, ip, text);
+        match (&before, &peer.joined) {
+            (None, Some((_, cid))) => {
+                // Joined, or came back within the grace period.
+                self.drops.remove(cid);
+                self.participants.insert(cid.clone(), tx.clone());
+            }
+            (Some((_, cid)), None) => {
+                self.participants.remove(cid);
+            }
+            _ => {}
+        }
+        self.flush(now_ms);
+        answer
     }
 
-    fn drain(&mut self, rooms: &mut Rooms, now: u64) {
-        while let Some(o) = rooms.poll_output() {
+    /// A signalling connection closed. A participant that did not leave gets the grace period.
+    pub(crate) fn socket_closed(&mut self, now_ms: u64, peer: &Peer) {
+        if let Some((sid, cid)) = &peer.joined {
+            self.participants.remove(cid);
+            let deadline = now_ms + RECONNECT_GRACE.as_millis() as u64;
+            self.drops.insert(cid.clone(), (sid.clone(), deadline));
+        }
+    }
+
+    /// A WebRTC datagram from `source` on our socket `local`.
+    fn datagram(&mut self, local: SocketAddr, source: SocketAddr, bytes: &[u8]) {
+        self.sfu.handle_datagram(now(), local, source, bytes);
+        self.send_datagrams();
+    }
+
+    fn tick(&mut self, now_ms: u64) {
+        let due: Vec<(String, String)> = self
+            .drops
+            .iter()
+            .filter(|(_, (_, deadline))| *deadline <= now_ms)
+            .map(|(c, (s, _))| (c.clone(), s.clone()))
+            .collect();
+        for (cid, sid) in due {
+            self.drops.remove(&cid);
+            let _ = self
+                .rooms
+                .leave(now_ms, &sid, &cid, LeaveReason::NetworkDisconnect);
+        }
+        self.rooms.collect_garbage(now_ms);
+        self.flush(now_ms);
+        if let Ok(mut s) = self.stats.lock() {
+            *s = self.sfu.stats();
+        }
+    }
+
+    /// Passes on everything the last operation caused.
+    fn flush(&mut self, now_ms: u64) {
+        while let Some(o) = self.rooms.poll_output() {
             match o {
                 Output::Webhook(body) => {
                     if let Some(outbox) = &self.outbox {
-                        if let Err(e) = outbox.push(now, &body.to_string()) {
+                        if let Err(e) = outbox.push(now_ms, &body.to_string()) {
                             tracing::error!(error = %e, "webhook event not stored");
                         }
                     }
@@ -150,10 +142,21 @@ impl Outputs {
                         let _ = tx.send(ToParticipant::Close);
                     }
                 }
-                // Media teardown: the SFU's, once browsers publish through it.
-                Output::StreamEnded { .. }
+                media @ (Output::StreamEnded { .. }
                 | Output::SubscriptionEnded { .. }
-                | Output::ParticipantGone { .. } => {}
+                | Output::ParticipantGone { .. }) => self.sfu.on_rooms_output(&media),
+            }
+        }
+        self.send_datagrams();
+    }
+
+    fn send_datagrams(&mut self) {
+        while let Some(d) = self.sfu.poll_datagram() {
+            if let Some(s) = self.sockets.get(&d.from) {
+                // A full socket buffer loses this datagram, as the network would.
+                if let Err(e) = s.try_send_to(&d.bytes, d.to) {
+                    tracing::trace!(error = %e, to = %d.to, "webrtc send");
+                }
             }
         }
     }
@@ -181,9 +184,9 @@ impl RoomsHandle {
         &self,
         f: impl FnOnce(&mut Rooms, u64) -> R + Send + 'static,
     ) -> Option<R> {
-        self.call_hub(move |hub, now| {
-            let r = f(&mut hub.rooms, now);
-            hub.outputs.drain(&mut hub.rooms, now);
+        self.call_hub(move |hub, now_ms| {
+            let r = f(&mut hub.rooms, now_ms);
+            hub.flush(now_ms);
             r
         })
         .await
@@ -195,8 +198,8 @@ impl RoomsHandle {
         f: impl FnOnce(&mut Hub, u64) -> R + Send + 'static,
     ) -> Option<R> {
         let (tx, rx) = oneshot::channel();
-        let op: Op = Box::new(move |hub, now| {
-            let _ = tx.send(f(hub, now));
+        let op: Op = Box::new(move |hub, now_ms| {
+            let _ = tx.send(f(hub, now_ms));
         });
         self.tx.send(op).ok()?;
         rx.await.ok()
@@ -208,31 +211,70 @@ impl RoomsHandle {
     }
 }
 
-/// Starts the rooms task. On shutdown every participant leaves and every session ends (with
-/// their webhook events stored) before the task exits.
+/// A WebRTC socket: bound locally, advertised to browsers as `advertised`.
+pub(crate) struct WebRtcSocket {
+    pub(crate) socket: UdpSocket,
+    pub(crate) advertised: SocketAddr,
+}
+
+/// Starts the hub task with the WebRTC sockets. On shutdown every participant leaves and
+/// every session ends (their webhook events stored) before the task exits.
 pub(crate) fn spawn(
     rooms: Rooms,
     outbox: Option<Arc<Outbox>>,
+    webrtc: Vec<WebRtcSocket>,
+    stats: SharedSfuStats,
     mut shutdown: watch::Receiver<bool>,
-) -> (RoomsHandle, JoinHandle<()>) {
+) -> std::io::Result<(RoomsHandle, JoinHandle<()>)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
+    let handle = RoomsHandle { tx };
+    let mut sockets = HashMap::new();
+    let mut candidates = Vec::new();
+    for w in webrtc {
+        let local = w.socket.local_addr()?;
+        let socket = Arc::new(w.socket);
+        candidates.push((local, w.advertised));
+        sockets.insert(local, socket.clone());
+        // One reader per socket hands datagrams to the hub.
+        let h = handle.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 2048];
+            loop {
+                match socket.recv_from(&mut buf).await {
+                    Ok((n, source)) => {
+                        let bytes = buf[..n].to_vec();
+                        h.post(move |hub, _| hub.datagram(local, source, &bytes));
+                    }
+                    Err(e) => tracing::trace!(error = %e, "webrtc recv"),
+                }
+                if h.tx.is_closed() {
+                    return;
+                }
+            }
+        });
+    }
+    let mut hub = Hub {
+        rooms,
+        sfu: Sfu::new(now(), candidates),
+        sockets,
+        outbox,
+        participants: HashMap::new(),
+        drops: HashMap::new(),
+        stats,
+    };
     let task = tokio::spawn(async move {
-        let mut hub = Hub {
-            rooms,
-            media: Box::new(NoMedia),
-            outputs: Outputs {
-                outbox,
-                participants: HashMap::new(),
-            },
-            drops: HashMap::new(),
-        };
         let mut tick = tokio::time::interval(TICK);
+        let far = || now() + Duration::from_secs(3600);
         loop {
+            let media_deadline = hub.sfu.poll_timeout().unwrap_or_else(far);
             tokio::select! {
                 op = rx.recv() => {
                     let Some(op) = op else { break };
-                    let now = now_ms();
-                    op(&mut hub, now);
+                    op(&mut hub, now_ms());
+                }
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(media_deadline)) => {
+                    hub.sfu.handle_timeout(now());
+                    hub.send_datagrams();
                 }
                 _ = tick.tick() => hub.tick(now_ms()),
                 _ = shutdown.changed() => break,
@@ -240,9 +282,9 @@ pub(crate) fn spawn(
         }
         // Stopping (signalled, or every handle gone with the HTTP server): everyone leaves
         // and every session ends, their events stored before the process exits.
-        let now = now_ms();
-        hub.rooms.shutdown(now);
-        hub.outputs.drain(&mut hub.rooms, now);
+        let now_ms = now_ms();
+        hub.rooms.shutdown(now_ms);
+        hub.flush(now_ms);
     });
-    (RoomsHandle { tx }, task)
+    Ok((handle, task))
 }

@@ -245,3 +245,19 @@ fn two_chromium_pages_join_signal_reconnect_and_are_evicted() {
         ]
     );
 }
+
+#[test]
+fn two_chromium_pages_see_and_hear_each_other_through_the_sfu() {
+    let server = Server::start(&[]);
+    let out = node(
+        "browser_media.cjs",
+        &[&format!("http://{}", server.http), "MY_SECRET"],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log.lock().unwrap().join("\n")
+    );
+}

@@ -37,6 +37,9 @@ impl Server {
         if !extra.contains(&"--sip") {
             cmd.args(["--sip", "127.0.0.1:0"]);
         }
+        if !extra.contains(&"--webrtc") {
+            cmd.args(["--webrtc", "127.0.0.1:0"]);
+        }
         cmd.args(["--http", "127.0.0.1:0"])
             .args(["--rtp-ports", &format!("{lo}-{hi}"), "--log", "info"])
             .args(extra)

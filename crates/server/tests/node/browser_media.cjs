@@ -1,0 +1,87 @@
+// Two headless Chromium pages publish camera and microphone (Chromium's fake devices) through
+// the demo page and subscribe to each other through phonebridge's SFU; the test reads
+// RTCPeerConnection.getStats() of each subscription and requires audio bytes, video bytes and
+// decoded video frames to keep increasing on both sides.
+// Usage: node browser_media.cjs <server url> <secret>
+'use strict';
+const assert = require('node:assert/strict');
+const path = require('node:path');
+const web = process.env.PB_WEB || path.join(__dirname, '../../../../web');
+const { chromium } = require(path.join(web, 'node_modules/playwright-core'));
+
+const [url, secret] = process.argv.slice(2);
+
+async function waitFor(page, what, predicate, ms = 20000) {
+  const end = Date.now() + ms;
+  for (;;) {
+    const ev = await page.evaluate(() => window.pbApp.events.slice());
+    if (predicate(ev)) return ev;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(ev)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function received(page) {
+  return page.evaluate(async () => {
+    const out = [];
+    for (const sub of window.pbApp.subscribers) {
+      const pc = sub.stream.getRTCPeerConnection();
+      if (!pc) continue;
+      const report = await pc.getStats();
+      const r = { audio: 0, video: 0, frames: 0 };
+      report.forEach((s) => {
+        if (s.type !== 'inbound-rtp') return;
+        if (s.kind === 'audio') r.audio += s.bytesReceived || 0;
+        else {
+          r.video += s.bytesReceived || 0;
+          r.frames += s.framesDecoded || 0;
+        }
+      });
+      out.push(r);
+    }
+    return out;
+  });
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
+  });
+  try {
+    const ctx = await browser.newContext();
+    const open = async (name) => {
+      const page = await ctx.newPage();
+      page.on('pageerror', (e) => console.error(`[${name}] page error`, e));
+      await page.goto(`${url}/?session=media&name=${name}&secret=${secret}&publish=1&join=1`);
+      await waitFor(page, `${name} to publish`, (ev) => ev.includes('publishing') || ev.some((e) => e.startsWith('cannot')));
+      const ev = await page.evaluate(() => window.pbApp.events.slice());
+      assert.ok(ev.includes('publishing'), `${name} could not publish: ${JSON.stringify(ev)}`);
+      return page;
+    };
+    const alice = await open('Alice');
+    const bob = await open('Bob');
+    await waitFor(alice, 'Bob playing', (ev) => ev.includes('playing Bob'));
+    await waitFor(bob, 'Alice playing', (ev) => ev.includes('playing Alice'));
+    const first = [await received(alice), await received(bob)];
+    await new Promise((r) => setTimeout(r, 3000));
+    const second = [await received(alice), await received(bob)];
+    for (const [i, who] of [[0, 'Alice'], [1, 'Bob']]) {
+      assert.equal(second[i].length, 1, `${who} has one subscription`);
+      const [a, b] = [first[i][0], second[i][0]];
+      assert.ok(b.audio > a.audio, `${who}: audio bytes grow ${JSON.stringify([a, b])}`);
+      assert.ok(b.video > a.video, `${who}: video bytes grow ${JSON.stringify([a, b])}`);
+      assert.ok(b.frames > a.frames + 30, `${who}: decoded frames grow ${JSON.stringify([a, b])}`);
+    }
+    console.log(JSON.stringify({ ok: true, alice: second[0][0], bob: second[1][0] }));
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
