@@ -248,7 +248,14 @@ fn two_chromium_pages_join_signal_reconnect_and_are_evicted() {
 
 #[test]
 fn two_chromium_pages_see_and_hear_each_other_through_the_sfu() {
-    let server = Server::start(&[]);
+    let receiver = WebhookReceiver::start();
+    let dir = scratch_dir("browser-media");
+    let server = Server::start(&[
+        "--webhook",
+        &receiver.url,
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
     let out = node(
         "browser_media.cjs",
         &[&format!("http://{}", server.http), "MY_SECRET"],
@@ -260,4 +267,42 @@ fn two_chromium_pages_see_and_hear_each_other_through_the_sfu() {
         String::from_utf8_lossy(&out.stderr),
         server.log.lock().unwrap().join("\n")
     );
+    let result: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    eprintln!(
+        "late joiner's first decoded frame after {} ms",
+        result["lateJoinerFirstFrameMs"]
+    );
+    // A publisher per page (OUTBOUND), a subscription each way, then Carol's two.
+    wait_for("the media webhooks", Duration::from_secs(10), || {
+        receiver
+            .accepted()
+            .iter()
+            .filter(|(_, b)| b["event"] == "webrtcConnectionCreated")
+            .count()
+            >= 6
+    });
+    let created: Vec<(String, String)> = receiver
+        .accepted()
+        .iter()
+        .filter(|(_, b)| b["event"] == "webrtcConnectionCreated")
+        .map(|(_, b)| {
+            (
+                b["connection"].as_str().unwrap().to_owned(),
+                b["streamId"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        created.iter().filter(|(d, _)| d == "OUTBOUND").count(),
+        2,
+        "{created:?}"
+    );
+    assert_eq!(
+        created.iter().filter(|(d, _)| d == "INBOUND").count(),
+        4,
+        "{created:?}"
+    );
+    assert!(created.iter().all(|(_, s)| s.starts_with("str_CAM_")));
+    assert!(server.metric("phonebridge_sfu_packets_forwarded_total") > 100.0);
 }
