@@ -1,0 +1,357 @@
+//! SFU forwarding benchmark client (not a test; run through `bench/sfu_forward.py`).
+//!
+//! One publisher sends audio (50 packets/s of 100 bytes) and video (30 frames/s of five
+//! 1,100-byte packets, about 1.3 Mbit/s) to a phonebridge session; N subscribers receive it
+//! through the SFU. Every payload starts with its send time, so each subscriber measures the
+//! one-way delay. With `direct`, one client sends straight to another (no SFU) over the same
+//! client stack: the reference the added forwarding delay is taken against.
+//!
+//! Usage: sfu_bench <http://host:port> <secret> <subscribers> <seconds>
+//!        sfu_bench direct <seconds>
+//! Prints one JSON line: packets received, delay percentiles (µs), seconds measured.
+#![allow(clippy::disallowed_methods)] // a benchmark reads the clock
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+fn http(base: &str, secret: &str, method: &str, path: &str, body: &Value) -> Value {
+    use base64::Engine as _;
+    let addr = base.trim_start_matches("http://");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("OPENVIDUAPP:{secret}"));
+    let body = body.to_string();
+    let mut s = TcpStream::connect(addr).expect("server reachable");
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {auth}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let b = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    serde_json::from_str(b).unwrap_or(Value::Null)
+}
+
+/// A JSON-RPC signalling connection.
+struct Signal {
+    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>,
+    id: u64,
+}
+
+impl Signal {
+    fn open(token: &str) -> Signal {
+        let (host, query) = token.split_once('?').unwrap();
+        let sid = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("sessionId="))
+            .unwrap();
+        let (ws, _) =
+            tungstenite::connect(format!("{host}/openvidu?sessionId={sid}")).expect("websocket");
+        Signal { ws, id: 0 }
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.id += 1;
+        let id = self.id;
+        let msg =
+            json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id}).to_string();
+        self.ws
+            .send(tungstenite::Message::Text(msg.into()))
+            .unwrap();
+        loop {
+            let m = self.ws.read().expect("signalling");
+            let Ok(text) = m.into_text() else { continue };
+            let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            if v["id"] == id {
+                if let Some(e) = v.get("error") {
+                    panic!("{method} failed: {e}");
+                }
+                return v["result"].clone();
+            }
+        }
+    }
+}
+
+/// A WebRTC client: its peer connection and its own UDP socket.
+struct Client {
+    rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    timeout: Instant,
+}
+
+impl Client {
+    fn new(now: Instant) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let local = socket.local_addr().unwrap();
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+        Client {
+            rtc,
+            socket,
+            local,
+            timeout: now,
+        }
+    }
+
+    /// An offer with one audio and one video section in `dir`.
+    fn offer(&mut self, dir: Direction) -> (SdpOffer, SdpPendingOffer, Mid, Mid) {
+        let mut api = self.rtc.sdp_api();
+        let a = api.add_media(MediaKind::Audio, dir, None, None, None);
+        let v = api.add_media(MediaKind::Video, dir, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        (offer, pending, a, v)
+    }
+
+    fn accept(&mut self, pending: SdpPendingOffer, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).expect("answer parses");
+        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    }
+
+    /// Sends what is due; returns the received packets' payloads with their arrival times.
+    /// (str0m holds one received packet at a time in RTP mode: drain after every datagram.)
+    fn drive(&mut self, now: Instant, got: &mut Vec<(Instant, Vec<u8>)>) {
+        let mut buf = [0u8; 2000];
+        while let Ok((n, source)) = self.socket.recv_from(&mut buf) {
+            let at = Instant::now();
+            if let Ok(r) = Receive::new(Protocol::Udp, source, self.local, &buf[..n]) {
+                let _ = self.rtc.handle_input(Input::Receive(at, r));
+            }
+            self.poll(got);
+        }
+        if self.timeout <= now {
+            let _ = self.rtc.handle_input(Input::Timeout(now));
+        }
+        self.poll(got);
+    }
+
+    fn poll(&mut self, got: &mut Vec<(Instant, Vec<u8>)>) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.timeout = t;
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(Event::RtpPacket(p))) => {
+                    got.push((Instant::now(), p.payload.to_vec()))
+                }
+                Ok(Output::Event(_)) => {}
+                Err(_) => break,
+            }
+        }
+    }
+}
+
+/// Sends the publisher's schedule for `seconds` while driving everyone; returns delays (µs).
+fn run(
+    start: Instant,
+    publisher: &mut Client,
+    a: Mid,
+    v: Mid,
+    subscribers: &mut [Client],
+    seconds: f64,
+) -> (Vec<u64>, f64) {
+    let mut video = 0u64;
+    let mut got = Vec::new();
+    let mut delays = Vec::new();
+    let mut seq_a = 0u64;
+    let mut seq_v = 0u64;
+    let (mut next_a, mut next_v) = (Instant::now(), Instant::now());
+    let warmup = Instant::now() + Duration::from_secs(2);
+    let end = warmup + Duration::from_secs_f64(seconds);
+    let payload = |size: usize| {
+        let mut p = vec![0u8; size];
+        p[..8].copy_from_slice(&(start.elapsed().as_nanos() as u64).to_be_bytes());
+        p
+    };
+    let pt_of =
+        |rtc: &mut Rtc, mid: Mid| rtc.media(mid).and_then(|m| m.remote_pts().first().copied());
+    let (pt_a, pt_v) = (pt_of(&mut publisher.rtc, a), pt_of(&mut publisher.rtc, v));
+    while Instant::now() < end {
+        let now = Instant::now();
+        if publisher.rtc.is_connected() {
+            if now >= next_a {
+                if let (Some(pt), Some(tx)) =
+                    (pt_a, publisher.rtc.direct_api().stream_tx_by_mid(a, None))
+                {
+                    tx.write_rtp(RtpWrite::new(
+                        pt,
+                        seq_a.into(),
+                        (seq_a * 960) as u32,
+                        now,
+                        payload(100),
+                    ));
+                }
+                seq_a += 1;
+                next_a += Duration::from_millis(20);
+            }
+            if now >= next_v {
+                for i in 0..5 {
+                    if let (Some(pt), Some(tx)) =
+                        (pt_v, publisher.rtc.direct_api().stream_tx_by_mid(v, None))
+                    {
+                        tx.write_rtp(
+                            RtpWrite::new(
+                                pt,
+                                seq_v.into(),
+                                ((seq_v / 5) * 3000) as u32,
+                                now,
+                                payload(1100),
+                            )
+                            .marker(i == 4)
+                            .nackable(true),
+                        );
+                    }
+                    seq_v += 1;
+                }
+                next_v += Duration::from_micros(33_333);
+            }
+        }
+        publisher.drive(now, &mut got);
+        for s in subscribers.iter_mut() {
+            got.clear();
+            s.drive(now, &mut got);
+            if now >= warmup {
+                for (at, p) in &got {
+                    if p.len() >= 1000 {
+                        video += 1;
+                    }
+                    if p.len() >= 8 {
+                        let sent = u64::from_be_bytes(p[..8].try_into().unwrap());
+                        let arrived = at.duration_since(start).as_nanos() as u64;
+                        delays.push(arrived.saturating_sub(sent) / 1000);
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    eprintln!("video packets {video}, all {}", delays.len());
+    (delays, seconds)
+}
+
+fn report(mut delays: Vec<u64>, seconds: f64) {
+    delays.sort_unstable();
+    let pct = |q: f64| {
+        delays
+            .get(((delays.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    println!(
+        "{}",
+        json!({"packets": delays.len(), "p50_us": pct(0.5), "p90_us": pct(0.9), "p99_us": pct(0.99), "seconds": seconds})
+    );
+}
+
+fn connect_until(clients: &mut [&mut Client], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut sink = Vec::new();
+    while clients.iter().any(|c| !c.rtc.is_connected()) {
+        assert!(Instant::now() < deadline, "{what} did not connect");
+        for c in clients.iter_mut() {
+            c.drive(Instant::now(), &mut sink);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn main() {
+    str0m::crypto::from_feature_flags().install_process_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let start = Instant::now();
+    if args[0] == "direct" {
+        let seconds: f64 = args[1].parse().unwrap();
+        let mut publisher = Client::new(start);
+        let mut receiver = Client::new(start);
+        let (offer, pending, a, v) = publisher.offer(Direction::SendOnly);
+        let answer = receiver.rtc.sdp_api().accept_offer(offer).unwrap();
+        publisher.accept(pending, &answer.to_sdp_string());
+        publisher
+            .rtc
+            .add_remote_candidate(Candidate::host(receiver.local, "udp").unwrap());
+        receiver
+            .rtc
+            .add_remote_candidate(Candidate::host(publisher.local, "udp").unwrap());
+        connect_until(&mut [&mut publisher, &mut receiver], "the direct pair");
+        let (d, s) = run(
+            start,
+            &mut publisher,
+            a,
+            v,
+            std::slice::from_mut(&mut receiver),
+            seconds,
+        );
+        report(d, s);
+        return;
+    }
+    let (base, secret) = (&args[0], &args[1]);
+    let n: usize = args[2].parse().unwrap();
+    let seconds: f64 = args[3].parse().unwrap();
+    let session = format!("bench{n}");
+    http(
+        base,
+        secret,
+        "POST",
+        "/openvidu/api/sessions",
+        &json!({"customSessionId": session}),
+    );
+    let token = |role: &str| {
+        http(
+            base,
+            secret,
+            "POST",
+            &format!("/openvidu/api/sessions/{session}/connection"),
+            &json!({"role": role}),
+        )["token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    };
+    let join = |sig: &mut Signal, token: &str| {
+        sig.call("ping", json!({"interval": 5000}));
+        sig.call("joinRoom", json!({"token": token, "session": session, "platform": "bench", "sdkVersion": "2.32.2", "metadata": "", "secret": "", "recorder": false, "stt": false}))
+    };
+    let t = token("PUBLISHER");
+    let mut pub_sig = Signal::open(&t);
+    join(&mut pub_sig, &t);
+    let mut publisher = Client::new(start);
+    let (offer, pending, a, v) = publisher.offer(Direction::SendOnly);
+    let r = pub_sig.call("publishVideo", json!({"sdpOffer": offer.to_sdp_string(), "doLoopback": false, "hasAudio": true, "hasVideo": true, "audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": "{\"width\":640,\"height\":480}"}));
+    publisher.accept(pending, r["sdpAnswer"].as_str().unwrap());
+    let stream = r["id"].as_str().unwrap().to_owned();
+    let mut subs = Vec::new();
+    let mut sigs = Vec::new();
+    for _ in 0..n {
+        let t = token("SUBSCRIBER");
+        let mut sig = Signal::open(&t);
+        join(&mut sig, &t);
+        let mut c = Client::new(start);
+        let (offer, pending, _, _) = c.offer(Direction::RecvOnly);
+        let r = sig.call(
+            "receiveVideoFrom",
+            json!({"sender": stream, "sdpOffer": offer.to_sdp_string()}),
+        );
+        c.accept(pending, r["sdpAnswer"].as_str().unwrap());
+        subs.push(c);
+        sigs.push(sig);
+    }
+    {
+        let mut all: Vec<&mut Client> = std::iter::once(&mut publisher)
+            .chain(subs.iter_mut())
+            .collect();
+        connect_until(&mut all, "the SFU clients");
+    }
+    println!("{}", json!({"ready": true}));
+    std::io::stdout().flush().unwrap();
+    let (d, s) = run(start, &mut publisher, a, v, &mut subs, seconds);
+    report(d, s);
+    drop(sigs);
+}
