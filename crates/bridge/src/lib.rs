@@ -9,9 +9,11 @@
 //! datagrams and ticks in and send what comes out.
 
 pub mod info;
+pub mod menu;
 pub mod phone_audio;
 
 pub use info::{info_body, info_digit};
+pub use menu::{MenuConfig, MenuEnd, MenuOutput, Prompt, VoiceMenu};
 
 pub use phone_audio::{
     codec_kind, transport_config, PhoneAudio, PhoneAudioStats, PhoneEvent, StreamIds,
