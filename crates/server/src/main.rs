@@ -16,6 +16,7 @@ mod redact;
 mod rest;
 mod sessions;
 mod sip_driver;
+mod store;
 mod tls;
 mod trunks;
 mod ws;
@@ -341,11 +342,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ));
     }
     let http_addr = http.local_addr()?;
-    // Sessions: the rooms task, and the durable webhook outbox when a receiver is configured.
+    // Sessions: the durable store, the rooms task, and the webhook outbox when a receiver is
+    // configured.
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create `data-dir` {}", cfg.data_dir.display()))?;
+    let store = Arc::new(store::Store::open(
+        &cfg.data_dir.join("phonebridge.db"),
+        rand_seed(),
+    )?);
     let outbox = match &cfg.webhook {
         Some(url) => {
-            std::fs::create_dir_all(&cfg.data_dir)
-                .with_context(|| format!("cannot create `data-dir` {}", cfg.data_dir.display()))?;
             let outbox = outbox::Outbox::open(&cfg.data_dir.join("phonebridge.db"))?;
             let endpoint: hyper::Uri = url
                 .parse()
@@ -394,6 +400,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         &cfg.secret,
         outbox,
         &public_url,
+        store,
     )))
     .merge(ws::router(rooms))
     .merge(page::router());

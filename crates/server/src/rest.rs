@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::outbox::Outbox;
 use crate::sessions::{now_ms, RoomsHandle};
+use crate::store::{PinError, Store};
 
 #[derive(Clone)]
 pub(crate) struct RestState {
@@ -28,6 +29,7 @@ pub(crate) struct RestState {
     pub(crate) outbox: Option<Arc<Outbox>>,
     /// The public URL clients reach this server at (`http://host:port`).
     pub(crate) public_url: Arc<str>,
+    pub(crate) store: Arc<Store>,
 }
 
 impl RestState {
@@ -36,6 +38,7 @@ impl RestState {
         secret: &str,
         outbox: Option<Arc<Outbox>>,
         public_url: &str,
+        store: Arc<Store>,
     ) -> Self {
         let b64 = base64::engine::general_purpose::STANDARD.encode(format!("OPENVIDUAPP:{secret}"));
         RestState {
@@ -43,6 +46,7 @@ impl RestState {
             authorization: format!("Basic {b64}").into(),
             outbox,
             public_url: public_url.into(),
+            store,
         }
     }
 }
@@ -63,6 +67,10 @@ pub(crate) fn router(state: RestState) -> Router {
                 .patch(not_implemented),
         )
         .route("/sessions/{id}/stream/{stream}", delete(delete_stream))
+        .route(
+            "/sessions/{id}/dialin",
+            post(set_dialin).get(get_dialin).delete(delete_dialin),
+        )
         .route("/tokens", post(create_token))
         .route("/signal", post(signal))
         .route("/webhooks/pending", get(pending_webhooks))
@@ -227,8 +235,14 @@ async fn get_session(State(s): State<RestState>, Path(id): Path<String>, q: Quer
 }
 
 async fn close_session(State(s): State<RestState>, Path(id): Path<String>) -> Response {
-    match s.rooms.call(move |r, now| r.close_session(now, &id)).await {
-        Some(Ok(())) => StatusCode::NO_CONTENT.into_response(),
+    let sid = id.clone();
+    match s.rooms.call(move |r, now| r.close_session(now, &sid)).await {
+        Some(Ok(())) => {
+            // Closing a session on purpose retires its dial-in code too.
+            let store = s.store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.delete_pin(&id)).await;
+            StatusCode::NO_CONTENT.into_response()
+        }
         Some(Err(_)) => StatusCode::NOT_FOUND.into_response(),
         None => stopping(),
     }
@@ -439,6 +453,70 @@ async fn signal(State(s): State<RestState>, body: Bytes) -> Response {
         Some(Err(RoomsError::NotAcceptable(m))) => error(StatusCode::NOT_ACCEPTABLE, &m, path),
         Some(Err(e)) => error(StatusCode::BAD_REQUEST, &e.to_string(), path),
         None => stopping(),
+    }
+}
+
+fn dialin_json(d: &crate::store::DialIn) -> Value {
+    json!({"sessionId": d.session_id, "pin": d.pin, "createdAt": d.created_at})
+}
+
+/// `POST /sessions/{id}/dialin`: sets the session's dial-in code (`{"pin": "digits"}`, or a
+/// generated one when absent).
+async fn set_dialin(State(s): State<RestState>, Path(id): Path<String>, body: Bytes) -> Response {
+    let path = format!("/openvidu/api/sessions/{id}/dialin");
+    let body = match parse_body(&body, &path) {
+        Ok(b) => b,
+        Err(r) => return *r,
+    };
+    let pin = match body.get("pin") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) => Some(p.clone()),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "'pin' must be a string of 4 to 16 digits",
+                &path,
+            )
+        }
+    };
+    let sid = id.clone();
+    match s.rooms.call(move |r, _| r.session(&sid).is_some()).await {
+        Some(true) => {}
+        Some(false) => return StatusCode::NOT_FOUND.into_response(),
+        None => return stopping(),
+    }
+    let store = s.store.clone();
+    let result =
+        tokio::task::spawn_blocking(move || store.set_pin(&id, pin.as_deref(), now_ms())).await;
+    match result {
+        Ok(Ok(d)) => {
+            tracing::debug!(session = %d.session_id, pin = %d.pin, "dial-in code set");
+            Json(dialin_json(&d)).into_response()
+        }
+        Ok(Err(PinError::Taken)) => StatusCode::CONFLICT.into_response(),
+        Ok(Err(PinError::Invalid)) => error(
+            StatusCode::BAD_REQUEST,
+            "'pin' must be a string of 4 to 16 digits",
+            &path,
+        ),
+        Ok(Err(PinError::Storage(e))) => error(StatusCode::INTERNAL_SERVER_ERROR, &e, &path),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the store failed", &path),
+    }
+}
+
+async fn get_dialin(State(s): State<RestState>, Path(id): Path<String>) -> Response {
+    let store = s.store.clone();
+    match tokio::task::spawn_blocking(move || store.pin(&id)).await {
+        Ok(Some(d)) => Json(dialin_json(&d)).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+async fn delete_dialin(State(s): State<RestState>, Path(id): Path<String>) -> Response {
+    let store = s.store.clone();
+    match tokio::task::spawn_blocking(move || store.delete_pin(&id)).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

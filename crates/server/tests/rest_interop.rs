@@ -306,3 +306,160 @@ fn two_chromium_pages_see_and_hear_each_other_through_the_sfu() {
     assert!(created.iter().all(|(_, s)| s.starts_with("str_CAM_")));
     assert!(server.metric("phonebridge_sfu_packets_forwarded_total") > 100.0);
 }
+
+#[test]
+fn dial_in_codes_are_set_unique_durable_and_never_logged() {
+    let dir = scratch_dir("dialin");
+    let args = ["--data-dir", dir.to_str().unwrap()];
+    let mut server = Server::start(&args);
+    let call = |server: &Server, method: &str, path: &str, body: &str| {
+        api(server.http, method, path, "MY_SECRET", body)
+    };
+    for s in ["interview-7", "interview-8"] {
+        let (status, _) = call(
+            &server,
+            "POST",
+            "/openvidu/api/sessions",
+            &format!("{{\"customSessionId\":\"{s}\"}}"),
+        );
+        assert_eq!(status, 200);
+    }
+    let (status, body) = call(
+        &server,
+        "POST",
+        "/openvidu/api/sessions/interview-7/dialin",
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let pin = d["pin"].as_str().unwrap().to_owned();
+    assert!(
+        pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()),
+        "{pin}"
+    );
+    assert_eq!(
+        call(
+            &server,
+            "GET",
+            "/openvidu/api/sessions/interview-7/dialin",
+            ""
+        )
+        .1,
+        body
+    );
+    // Unique among sessions; validated; only for live sessions.
+    let taken = format!("{{\"pin\":\"{pin}\"}}");
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            "/openvidu/api/sessions/interview-8/dialin",
+            &taken
+        )
+        .0,
+        409
+    );
+    assert_eq!(
+        call(
+            &server,
+            "POST",
+            "/openvidu/api/sessions/interview-8/dialin",
+            "{\"pin\":\"12x4\"}"
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        call(&server, "POST", "/openvidu/api/sessions/nope/dialin", "").0,
+        404
+    );
+    let (status, b8) = call(
+        &server,
+        "POST",
+        "/openvidu/api/sessions/interview-8/dialin",
+        "{\"pin\":\"4829130\"}",
+    );
+    assert_eq!((status, b8.contains("\"pin\":\"4829130\"")), (200, true));
+    assert_eq!(
+        api(
+            server.http,
+            "GET",
+            "/openvidu/api/sessions/interview-7/dialin",
+            "wrong",
+            ""
+        )
+        .0,
+        401
+    );
+    // Kept across a restart.
+    assert!(server.terminate().success());
+    let logged = server.log.lock().unwrap().join("\n");
+    assert!(
+        !logged.contains(&pin) && !logged.contains("4829130"),
+        "a code reached the log:\n{logged}"
+    );
+    drop(server);
+    let server = Server::start(&args);
+    assert_eq!(
+        call(
+            &server,
+            "GET",
+            "/openvidu/api/sessions/interview-7/dialin",
+            ""
+        )
+        .1,
+        body
+    );
+    // Deleted by DELETE; closing a session by REST retires its code too.
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            "/openvidu/api/sessions/interview-7/dialin",
+            ""
+        )
+        .0,
+        204
+    );
+    assert_eq!(
+        call(
+            &server,
+            "GET",
+            "/openvidu/api/sessions/interview-7/dialin",
+            ""
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        call(
+            &server,
+            "DELETE",
+            "/openvidu/api/sessions/interview-7/dialin",
+            ""
+        )
+        .0,
+        404
+    );
+    let (status, _) = call(
+        &server,
+        "POST",
+        "/openvidu/api/sessions",
+        "{\"customSessionId\":\"interview-8\"}",
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        call(&server, "DELETE", "/openvidu/api/sessions/interview-8", "").0,
+        204
+    );
+    assert_eq!(
+        call(
+            &server,
+            "GET",
+            "/openvidu/api/sessions/interview-8/dialin",
+            ""
+        )
+        .0,
+        404
+    );
+}

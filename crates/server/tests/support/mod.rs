@@ -40,6 +40,11 @@ impl Server {
         if !extra.contains(&"--webrtc") {
             cmd.args(["--webrtc", "127.0.0.1:0"]);
         }
+        if !extra.contains(&"--data-dir") {
+            let dir =
+                std::env::temp_dir().join(format!("phonebridge-data-{}-{lo}", std::process::id()));
+            cmd.arg("--data-dir").arg(dir);
+        }
         cmd.args(["--http", "127.0.0.1:0"])
             .args(["--rtp-ports", &format!("{lo}-{hi}"), "--log", "info"])
             .args(extra)
