@@ -85,6 +85,8 @@ pub struct Peer {
     pub joined: Option<(String, String)>,
     /// The ping interval the client announced (ms).
     pub ping_interval: Option<u64>,
+    /// Pings received (the shell's watchdog watches it move).
+    pub pings: u64,
     /// The client asked to leave; the socket may close.
     pub left: bool,
 }
@@ -158,6 +160,7 @@ fn dispatch(
 ) -> Result<Value, RpcError> {
     match method {
         "ping" => {
+            peer.pings += 1;
             if let Some(i) = p.get("interval").and_then(Value::as_u64) {
                 peer.ping_interval = Some(i);
             }

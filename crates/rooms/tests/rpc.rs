@@ -107,7 +107,7 @@ fn ping_before_join_and_methods_that_need_a_join() {
     let mut peer = Peer::default();
     let pong = w.call(&mut peer, 0, "ping", json!({"interval": 5000}));
     assert_eq!(pong["result"]["value"], "pong");
-    assert_eq!(peer.ping_interval, Some(5000));
+    assert_eq!((peer.ping_interval, peer.pings), (Some(5000), 1));
     let e = w.call(&mut peer, 1, "sendMessage", json!({"message": "{}"}));
     assert_eq!(e["error"]["code"], 803);
     let e = w.call(&mut peer, 2, "noSuchMethod", json!({}));

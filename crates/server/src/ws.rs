@@ -50,9 +50,6 @@ async fn serve(mut socket: WebSocket, rooms: RoomsHandle, remote: SocketAddr) {
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => continue,
                 };
-                if text.contains("\"ping\"") {
-                    last_ping = tokio::time::Instant::now();
-                }
                 let (tx2, ip2, mut p) = (tx.clone(), ip.clone(), peer.clone());
                 let answer = rooms
                     .call_hub(move |hub, now| {
@@ -61,6 +58,9 @@ async fn serve(mut socket: WebSocket, rooms: RoomsHandle, remote: SocketAddr) {
                     })
                     .await;
                 let Some((p, answer)) = answer else { break };
+                if p.pings != peer.pings {
+                    last_ping = tokio::time::Instant::now();
+                }
                 peer = p;
                 if let Some(a) = answer {
                     if socket.send(Message::Text(a.into())).await.is_err() {
