@@ -16,6 +16,7 @@ pub mod mixer;
 pub mod plc;
 pub mod resample;
 pub mod tone;
+pub mod wav;
 
 pub use codec::{AudioDecoder, AudioEncoder, CodecKind};
 pub use dtmf::{Detected, DtmfDetector};
