@@ -1,19 +1,25 @@
 //! Tone generation: sines, dual tones (DTMF digits) and silence, at any rate.
 
+/// The DTMF row frequencies (Hz), low group.
+pub(crate) const DTMF_ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
+/// The DTMF column frequencies (Hz), high group.
+pub(crate) const DTMF_COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
+/// The keypad: the digit at row `r` and column `c` is `DTMF_KEYS[r][c]`.
+pub(crate) const DTMF_KEYS: [[char; 4]; 4] = [
+    ['1', '2', '3', 'A'],
+    ['4', '5', '6', 'B'],
+    ['7', '8', '9', 'C'],
+    ['*', '0', '#', 'D'],
+];
+
 /// The row and column frequencies of a DTMF digit (`0-9`, `*`, `#`, `A-D`).
 pub fn dtmf_frequencies(digit: char) -> Option<(f64, f64)> {
-    const ROWS: [f64; 4] = [697.0, 770.0, 852.0, 941.0];
-    const COLS: [f64; 4] = [1209.0, 1336.0, 1477.0, 1633.0];
-    const KEYS: [[char; 4]; 4] = [
-        ['1', '2', '3', 'A'],
-        ['4', '5', '6', 'B'],
-        ['7', '8', '9', 'C'],
-        ['*', '0', '#', 'D'],
-    ];
     let d = digit.to_ascii_uppercase();
-    KEYS.iter()
-        .enumerate()
-        .find_map(|(r, row)| row.iter().position(|&k| k == d).map(|c| (ROWS[r], COLS[c])))
+    DTMF_KEYS.iter().enumerate().find_map(|(r, row)| {
+        row.iter()
+            .position(|&k| k == d)
+            .map(|c| (DTMF_ROWS[r], DTMF_COLS[c]))
+    })
 }
 
 /// A sum of sines with a running phase, so consecutive frames join without clicks.

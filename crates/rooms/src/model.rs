@@ -238,6 +238,14 @@ impl Session {
             .filter(|c| c.status == Status::Active)
     }
 
+    /// Ids of the active connections other than `id`: who hears about `id`'s doings.
+    pub fn active_ids_except(&self, id: &str) -> Vec<String> {
+        self.active()
+            .filter(|c| c.id != id)
+            .map(|c| c.id.clone())
+            .collect()
+    }
+
     /// `<sessionId>_<createdAt>`, as webhooks identify a session's lifetime.
     pub fn unique_id(&self) -> String {
         format!("{}_{}", self.id, self.created_at)

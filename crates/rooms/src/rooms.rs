@@ -173,6 +173,17 @@ impl Rooms {
         self.outputs.pop_front()
     }
 
+    /// The same notification to each of `to`, in order.
+    fn notify(&mut self, to: &[String], method: &'static str, params: &Value) {
+        for c in to {
+            self.outputs.push_back(Output::Notify {
+                connection: c.clone(),
+                method,
+                params: params.clone(),
+            });
+        }
+    }
+
     pub fn sessions(&self) -> &[Session] {
         &self.sessions
     }
@@ -309,13 +320,8 @@ impl Rooms {
             "createdAt": joined.active_at,
             "metadata": joined.metadata(),
         });
-        for o in &others {
-            self.outputs.push_back(Output::Notify {
-                connection: o.id.clone(),
-                method: "participantJoined",
-                params: params.clone(),
-            });
-        }
+        let to: Vec<String> = others.iter().map(|o| o.id.clone()).collect();
+        self.notify(&to, "participantJoined", &params);
         let key = SessionKey::of(&self.sessions[si]);
         let fields = participant_fields(&joined);
         self.webhook(&key, "participantJoined", now, fields);
@@ -356,18 +362,8 @@ impl Rooms {
         c.publisher = Some(stream.clone());
         let publisher = c.clone();
         let params = json!({"id": connection_id, "streams": [stream.to_rpc_json()]});
-        let others: Vec<String> = session
-            .active()
-            .filter(|o| o.id != connection_id)
-            .map(|o| o.id.clone())
-            .collect();
-        for o in others {
-            self.outputs.push_back(Output::Notify {
-                connection: o,
-                method: "participantPublished",
-                params: params.clone(),
-            });
-        }
+        let others = session.active_ids_except(connection_id);
+        self.notify(&others, "participantPublished", &params);
         let session = SessionKey::of(self.session(session_id).expect("looked up above"));
         self.webhook(
             &session,
@@ -488,18 +484,8 @@ impl Rooms {
             "newValue": new_value.to_string(),
             "reason": reason,
         });
-        let others: Vec<String> = session
-            .active()
-            .filter(|o| o.id != connection_id)
-            .map(|o| o.id.clone())
-            .collect();
-        for o in others {
-            self.outputs.push_back(Output::Notify {
-                connection: o,
-                method: "streamPropertyChanged",
-                params: params.clone(),
-            });
-        }
+        let others = session.active_ids_except(connection_id);
+        self.notify(&others, "streamPropertyChanged", &params);
         Ok(())
     }
 
@@ -525,13 +511,8 @@ impl Rooms {
             .filter(|c| reason != "unpublish" || c.id != owner)
             .map(|c| c.id.clone())
             .collect();
-        for r in recipients {
-            self.outputs.push_back(Output::Notify {
-                connection: r,
-                method: "participantUnpublished",
-                params: json!({"connectionId": owner, "reason": reason}),
-            });
-        }
+        let params = json!({"connectionId": owner, "reason": reason});
+        self.notify(&recipients, "participantUnpublished", &params);
         self.end_stream(now, session_id, &owner, reason);
         Ok(())
     }
@@ -591,30 +572,16 @@ impl Rooms {
             session.connections.retain(|x| x.id != connection_id);
             return Ok(());
         }
-        let others: Vec<String> = session
-            .active()
-            .filter(|o| o.id != connection_id)
-            .map(|o| o.id.clone())
-            .collect();
+        let others = session.active_ids_except(connection_id);
         self.outputs.push_back(Output::ParticipantGone {
             connection: connection_id.to_owned(),
         });
         let params = json!({"connectionId": connection_id, "reason": reason.as_str()});
-        for o in &others {
-            self.outputs.push_back(Output::Notify {
-                connection: o.clone(),
-                method: "participantLeft",
-                params: params.clone(),
-            });
-        }
+        self.notify(&others, "participantLeft", &params);
         if reason.evicts() {
-            for o in others.iter().chain(std::iter::once(&c.id)) {
-                self.outputs.push_back(Output::Notify {
-                    connection: o.clone(),
-                    method: "participantEvicted",
-                    params: params.clone(),
-                });
-            }
+            let mut evicted = others;
+            evicted.push(c.id.clone());
+            self.notify(&evicted, "participantEvicted", &params);
             self.outputs.push_back(Output::Disconnect {
                 connection: c.id.clone(),
             });
@@ -740,13 +707,7 @@ impl Rooms {
         if let Some(f) = from {
             params["from"] = f.into();
         }
-        for t in &targets {
-            self.outputs.push_back(Output::Notify {
-                connection: t.clone(),
-                method: "sendMessage",
-                params: params.clone(),
-            });
-        }
+        self.notify(&targets, "sendMessage", &params);
         self.webhook(
             &key,
             "signalSent",

@@ -293,11 +293,7 @@ fn dispatch(
                 ));
             }
             let offer = str_param(p, "sdpOffer")?;
-            let forced = rooms
-                .session(&sid)
-                .map(|s| s.forced_video_codec.clone())
-                .unwrap_or_default();
-            let answer = media.publish(&sid, &cid, offer, &forced)?;
+            let answer = media.publish(&sid, &cid, offer, &forced_codec(rooms, &sid))?;
             let stream = rooms
                 .publish(now, &sid, &cid, media_options(p))
                 .map_err(|e| RpcError::new(code::MEDIA_GENERIC, e.to_string()))?;
@@ -318,9 +314,9 @@ fn dispatch(
         }
         "unsubscribeFromVideo" => {
             let publisher = str_param(p, "sender")?;
-            let stream = own_stream(rooms, &sid, publisher)
-                .ok_or_else(|| RpcError::new(code::USER_NOT_FOUND, "no such publisher"))?;
-            let _ = stream;
+            if own_stream(rooms, &sid, publisher).is_none() {
+                return Err(RpcError::new(code::USER_NOT_FOUND, "no such publisher"));
+            }
             rooms
                 .unsubscribe(now, &sid, &cid, publisher)
                 .map_err(not_found)?;
@@ -336,12 +332,8 @@ fn dispatch(
             let mine = own_stream(rooms, &sid, &cid).is_some_and(|s| s == stream);
             if mine {
                 let offer = str_param(p, "sdpString")?;
-                let forced = rooms
-                    .session(&sid)
-                    .map(|s| s.forced_video_codec.clone())
-                    .unwrap_or_default();
                 // The new peer connection replaces the old one.
-                let answer = media.publish(&sid, &cid, offer, &forced)?;
+                let answer = media.publish(&sid, &cid, offer, &forced_codec(rooms, &sid))?;
                 let created = rooms
                     .session(&sid)
                     .and_then(|s| s.connection(&cid))
@@ -384,6 +376,14 @@ fn own_stream(rooms: &Rooms, session: &str, connection: &str) -> Option<String> 
         .publisher
         .as_ref()
         .map(|s| s.id.clone())
+}
+
+/// The video codec the session forces on publishers; empty when it forces none.
+fn forced_codec(rooms: &Rooms, session: &str) -> String {
+    rooms
+        .session(session)
+        .map(|s| s.forced_video_codec.clone())
+        .unwrap_or_default()
 }
 
 /// The connection publishing `stream`.

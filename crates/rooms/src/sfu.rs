@@ -247,18 +247,10 @@ impl Sfu {
         match o {
             RoomsOutput::StreamEnded { stream } => {
                 if let Some(publisher) = publisher_of(stream) {
-                    let doomed: Vec<Key> = self
-                        .peers
-                        .keys()
-                        .filter(|k| match k {
-                            Key::Pub(c) => c == publisher,
-                            Key::Sub(_, p) => p == publisher,
-                        })
-                        .cloned()
-                        .collect();
-                    for k in doomed {
-                        self.drop_peer(&k);
-                    }
+                    self.drop_peers_where(|k| match k {
+                        Key::Pub(c) => c == publisher,
+                        Key::Sub(_, p) => p == publisher,
+                    });
                 }
             }
             RoomsOutput::SubscriptionEnded { connection, stream } => {
@@ -267,20 +259,19 @@ impl Sfu {
                 }
             }
             RoomsOutput::ParticipantGone { connection } => {
-                let doomed: Vec<Key> = self
-                    .peers
-                    .keys()
-                    .filter(|k| match k {
-                        Key::Pub(c) => c == connection,
-                        Key::Sub(s, _) => s == connection,
-                    })
-                    .cloned()
-                    .collect();
-                for k in doomed {
-                    self.drop_peer(&k);
-                }
+                self.drop_peers_where(|k| match k {
+                    Key::Pub(c) => c == connection,
+                    Key::Sub(s, _) => s == connection,
+                });
             }
             _ => {}
+        }
+    }
+
+    fn drop_peers_where(&mut self, doomed: impl Fn(&Key) -> bool) {
+        let keys: Vec<Key> = self.peers.keys().filter(|k| doomed(k)).cloned().collect();
+        for k in keys {
+            self.drop_peer(&k);
         }
     }
 

@@ -6,7 +6,7 @@
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use phonebridge_bridge::{info_body, PhoneAudio, PhoneEvent, StreamIds};
+use phonebridge_bridge::{info_body, PhoneAudio, PhoneEvent};
 use phonebridge_sdp::{self as sdp, Capabilities, Direction, SessionDescription};
 use phonebridge_sip::endpoint::Dial;
 use phonebridge_sip::{CallHandle, EndReason, Endpoint, Event};
@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
 use crate::config::DtmfMode;
-use crate::media::{LegEvent, LegMode, MediaLeg, SharedLegStats};
+use crate::media::{random_stream_ids, LegEvent, LegMode, MediaLeg, SharedLegStats};
 use crate::ports::PortPool;
 use crate::sip_driver::App;
 
@@ -163,11 +163,7 @@ impl Dialer {
                 ""
             }
         );
-        let ids = StreamIds {
-            ssrc: self.rng.gen(),
-            seq: self.rng.gen(),
-            ts: self.rng.gen(),
-        };
+        let ids = random_stream_ids(&mut self.rng);
         let audio = PhoneAudio::new(now, &negotiated, ids, "phonebridge", None);
         let leg = MediaLeg::spawn(
             call,

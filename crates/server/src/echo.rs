@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use phonebridge_bridge::{info_digit, PhoneAudio, PhoneEvent, StreamIds};
+use phonebridge_bridge::{info_digit, PhoneAudio, PhoneEvent};
 use phonebridge_sdp::{self as sdp, AudioSession, Capabilities, Direction, SessionDescription};
 use phonebridge_sip::endpoint::request_user;
 use phonebridge_sip::{CallHandle, Endpoint, Event};
@@ -14,7 +14,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
-use crate::media::{LegEvent, LegMode, MediaLeg, SharedLegStats};
+use crate::media::{random_stream_ids, LegEvent, LegMode, MediaLeg, SharedLegStats};
 use crate::ports::PortPool;
 
 /// How the echo user is set up.
@@ -57,6 +57,19 @@ pub(crate) struct Echo {
     stats: SharedLegStats,
 }
 
+impl EchoCall {
+    /// This call's side of the SDP, at its current version.
+    fn local(&self) -> sdp::Local {
+        sdp::Local {
+            ip: self.ip,
+            rtp_port: self.port,
+            session_id: self.session_id,
+            version: self.version,
+            direction: Direction::SendRecv,
+        }
+    }
+}
+
 impl Echo {
     pub(crate) fn new(cfg: EchoConfig, ports: PortPool, stats: SharedLegStats) -> Self {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -71,23 +84,8 @@ impl Echo {
         }
     }
 
-    fn local(&self, c: &EchoCall) -> sdp::Local {
-        sdp::Local {
-            ip: c.ip,
-            rtp_port: c.port,
-            session_id: c.session_id,
-            version: c.version,
-            direction: Direction::SendRecv,
-        }
-    }
-
     /// Starts the leg (first answer) or updates it (later ones).
     fn apply(&mut self, h: CallHandle, now: Instant, negotiated: AudioSession) -> bool {
-        let ids = StreamIds {
-            ssrc: self.rng.gen(),
-            seq: self.rng.gen(),
-            ts: self.rng.gen(),
-        };
         let Some(c) = self.calls.get_mut(&h) else {
             return false;
         };
@@ -104,6 +102,7 @@ impl Echo {
             srtp = negotiated.srtp.is_some(),
             "echo call media"
         );
+        let ids = random_stream_ids(&mut self.rng);
         let audio = PhoneAudio::new(now, &negotiated, ids, "phonebridge", self.cfg.media_timeout);
         match MediaLeg::spawn(
             h,
@@ -164,15 +163,14 @@ impl Echo {
         };
         let sdp_out = if body.iter().all(u8::is_ascii_whitespace) {
             // No offer: we offer in the 200, the answer comes in the ACK.
-            let offer = sdp::offer(&call.caps, &self.local(&call), &call.offer_keys);
+            let offer = sdp::offer(&call.caps, &call.local(), &call.offer_keys);
             let text = offer.to_string();
             call.offered = Some(offer);
             self.calls.insert(h, call);
             text
         } else {
             let answer = parse(body).and_then(|offer| {
-                sdp::answer(&offer, &call.caps, &self.local(&call), call.key)
-                    .map_err(|e| e.to_string())
+                sdp::answer(&offer, &call.caps, &call.local(), call.key).map_err(|e| e.to_string())
             });
             match answer {
                 Ok((sd, negotiated)) => {
@@ -202,13 +200,7 @@ impl Echo {
             return;
         };
         c.version += 1;
-        let local = sdp::Local {
-            ip: c.ip,
-            rtp_port: c.port,
-            session_id: c.session_id,
-            version: c.version,
-            direction: Direction::SendRecv,
-        };
+        let local = c.local();
         if body.iter().all(u8::is_ascii_whitespace) {
             let offer = sdp::offer(&c.caps, &local, &c.offer_keys);
             let text = offer.to_string();

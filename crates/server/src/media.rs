@@ -7,14 +7,25 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use phonebridge_bridge::{PhoneAudio, PhoneAudioStats, PhoneEvent};
+use phonebridge_bridge::{PhoneAudio, PhoneAudioStats, PhoneEvent, StreamIds};
 use phonebridge_sdp::AudioSession;
 use phonebridge_sip::CallHandle;
+use rand::Rng;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::sip_driver::now;
+
+/// Fresh identifiers for a leg's outgoing stream: SSRC, first sequence number and timestamp
+/// are all random (RFC 3550 §5.1).
+pub(crate) fn random_stream_ids(rng: &mut impl Rng) -> StreamIds {
+    StreamIds {
+        ssrc: rng.gen(),
+        seq: rng.gen(),
+        ts: rng.gen(),
+    }
+}
 
 /// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
 const NTP_UNIX_OFFSET: u64 = 2_208_988_800;

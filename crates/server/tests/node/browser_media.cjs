@@ -5,21 +5,11 @@
 // Usage: node browser_media.cjs <server url> <secret>
 'use strict';
 const assert = require('node:assert/strict');
-const path = require('node:path');
-const web = process.env.PB_WEB || path.join(__dirname, '../../../../web');
-const { chromium } = require(path.join(web, 'node_modules/playwright-core'));
+const browserKit = require('./browser.cjs');
 
 const [url, secret] = process.argv.slice(2);
 
-async function waitFor(page, what, predicate, ms = 20000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const ev = await page.evaluate(() => window.pbApp.events.slice());
-    if (predicate(ev)) return ev;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(ev)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitFor = (page, what, predicate) => browserKit.waitFor(page, what, predicate, 20000);
 
 async function received(page) {
   return page.evaluate(async () => {
@@ -44,12 +34,7 @@ async function received(page) {
 }
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
-  });
+  const browser = await browserKit.launch();
   try {
     const ctx = await browser.newContext();
     const open = async (name) => {
@@ -57,7 +42,7 @@ async function main() {
       page.on('pageerror', (e) => console.error(`[${name}] page error`, e));
       await page.goto(`${url}/?session=media&name=${name}&secret=${secret}&publish=1&join=1`);
       await waitFor(page, `${name} to publish`, (ev) => ev.includes('publishing') || ev.some((e) => e.startsWith('cannot')));
-      const ev = await page.evaluate(() => window.pbApp.events.slice());
+      const ev = await browserKit.events(page);
       assert.ok(ev.includes('publishing'), `${name} could not publish: ${JSON.stringify(ev)}`);
       return page;
     };

@@ -4,37 +4,18 @@
 // Usage: node browser_signalling.cjs <server url> <secret>
 'use strict';
 const assert = require('node:assert/strict');
-const path = require('node:path');
-const web = process.env.PB_WEB || path.join(__dirname, '../../../../web');
-const { chromium } = require(path.join(web, 'node_modules/playwright-core'));
+const browserKit = require('./browser.cjs');
+const { events } = browserKit;
 
 const [url, secret] = process.argv.slice(2);
 const auth = 'Basic ' + Buffer.from(`OPENVIDUAPP:${secret}`).toString('base64');
 const api = (method, p, body) =>
   fetch(url + '/openvidu/api' + p, { method, headers: { Authorization: auth, 'Content-Type': 'application/json' }, body: body && JSON.stringify(body) });
 
-async function events(page) {
-  return page.evaluate(() => window.pbApp.events.slice());
-}
-
-async function waitFor(page, what, predicate, ms = 15000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const ev = await events(page);
-    if (predicate(ev)) return ev;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}; events: ${JSON.stringify(ev)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const waitFor = (page, what, predicate, ms = 15000) => browserKit.waitFor(page, what, predicate, ms);
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
-    // playwright gives every launch a fresh, empty profile.
-  });
+  const browser = await browserKit.launch();
   try {
     const ctx = await browser.newContext();
     const open = async (name) => {
