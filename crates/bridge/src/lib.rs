@@ -11,6 +11,8 @@
 pub mod info;
 pub mod menu;
 pub mod phone_audio;
+pub mod pin_guard;
+pub mod session_audio;
 
 pub use info::{info_body, info_digit};
 pub use menu::{MenuConfig, MenuEnd, MenuOutput, Prompt, VoiceMenu};
@@ -18,3 +20,5 @@ pub use menu::{MenuConfig, MenuEnd, MenuOutput, Prompt, VoiceMenu};
 pub use phone_audio::{
     codec_kind, transport_config, PhoneAudio, PhoneAudioStats, PhoneEvent, StreamIds,
 };
+pub use pin_guard::{PinGuard, PinGuardConfig};
+pub use session_audio::{SessionAudio, SessionAudioStats};

@@ -33,7 +33,10 @@ pub enum Output {
     /// One subscription ended.
     SubscriptionEnded { connection: String, stream: String },
     /// A participant left: everything it sent or received is gone.
-    ParticipantGone { connection: String },
+    ParticipantGone {
+        connection: String,
+        reason: LeaveReason,
+    },
 }
 
 /// Why an operation was refused.
@@ -332,6 +335,44 @@ impl Rooms {
         })
     }
 
+    /// A phone call joins `session_id`: an active connection of type `SIP` (platform `SIP`)
+    /// that publishes an audio-only stream at once. Browsers see `participantJoined` then
+    /// `participantPublished`; the webhooks are `participantJoined` then
+    /// `webrtcConnectionCreated`, as for a browser that joins and publishes.
+    pub fn join_phone(
+        &mut self,
+        now: u64,
+        session_id: &str,
+        server_data: &str,
+        client_data: &str,
+        ip: &str,
+    ) -> Result<(String, Stream), RoomsError> {
+        let props = ConnectionProps {
+            kind: ConnectionType::Sip,
+            data: server_data.to_owned(),
+            record: false,
+            role: Role::Publisher,
+            ..ConnectionProps::default()
+        };
+        let token = self
+            .create_connection(now, session_id, props)?
+            .token
+            .clone();
+        let joined = self.join(now, &token, client_data, "SIP", ip)?;
+        let media = MediaOptions {
+            has_audio: true,
+            has_video: false,
+            audio_active: Some(true),
+            video_active: Some(false),
+            type_of_video: None,
+            frame_rate: json!(-1),
+            video_dimensions: None,
+            filter: json!({}),
+        };
+        let stream = self.publish(now, session_id, &joined.connection.id, media)?;
+        Ok((joined.connection.id, stream))
+    }
+
     /// A participant publishes its stream. Returns the stream.
     pub fn publish(
         &mut self,
@@ -575,6 +616,7 @@ impl Rooms {
         let others = session.active_ids_except(connection_id);
         self.outputs.push_back(Output::ParticipantGone {
             connection: connection_id.to_owned(),
+            reason,
         });
         let params = json!({"connectionId": connection_id, "reason": reason.as_str()});
         self.notify(&others, "participantLeft", &params);

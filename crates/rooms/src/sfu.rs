@@ -17,7 +17,7 @@ use serde_json::Value;
 use str0m::media::{KeyframeRequestKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
 
-use str0m::rtp::RtpWrite;
+use str0m::rtp::{RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 use crate::rooms::Output as RoomsOutput;
@@ -88,6 +88,33 @@ impl Peer {
     }
 }
 
+/// A packet of a publisher's audio copied out for the phones that hear it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TappedAudio {
+    /// The publisher's connection id.
+    pub publisher: String,
+    /// The packet's extended sequence number (gaps and repeats show loss and duplicates).
+    pub seq: u64,
+    /// The Opus payload (shared by every phone that hears it).
+    pub payload: std::sync::Arc<[u8]>,
+}
+
+/// A publisher that is not a browser (a phone): its Opus packets are written in by the
+/// gateway rather than received over a peer connection.
+#[derive(Debug, Clone, Copy, Default)]
+struct LocalPublisher {
+    seq: u64,
+}
+
+/// One packet to forward, whoever sent it.
+struct Packet {
+    seq: SeqNo,
+    ts: u32,
+    time: Instant,
+    marker: bool,
+    payload: std::sync::Arc<[u8]>,
+}
+
 /// Counters for `/metrics`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SfuStats {
@@ -109,7 +136,11 @@ pub struct Sfu {
     routes: HashMap<SocketAddr, Key>,
     /// Candidates that arrived before their peer connection.
     early_candidates: HashMap<Key, Vec<Candidate>>,
-    /// Video codec each publisher sends.
+    /// Publishers fed by the gateway (phones), by connection.
+    local: HashMap<String, LocalPublisher>,
+    /// Whether publishers' audio is copied out ([`Sfu::poll_audio`]).
+    tap: bool,
+    tapped: VecDeque<TappedAudio>,
     now: Instant,
     out: VecDeque<Datagram>,
     stats: SfuStats,
@@ -134,6 +165,9 @@ impl Sfu {
             peers: HashMap::new(),
             routes: HashMap::new(),
             early_candidates: HashMap::new(),
+            local: HashMap::new(),
+            tap: false,
+            tapped: VecDeque::new(),
             now,
             out: VecDeque::new(),
             stats: SfuStats::default(),
@@ -146,7 +180,8 @@ impl Sfu {
                 .peers
                 .keys()
                 .filter(|k| matches!(k, Key::Pub(_)))
-                .count(),
+                .count()
+                + self.local.len(),
             subscriptions: self
                 .peers
                 .keys()
@@ -164,6 +199,44 @@ impl Sfu {
     #[must_use]
     pub fn poll_datagram(&mut self) -> Option<Datagram> {
         self.out.pop_front()
+    }
+
+    /// Copies every publisher's audio out from now on (`true`), or stops (`false`).
+    pub fn set_audio_tap(&mut self, on: bool) {
+        self.tap = on;
+        if !on {
+            self.tapped.clear();
+        }
+    }
+
+    /// The next packet of publisher audio copied out while the tap is on.
+    #[must_use]
+    pub fn poll_audio(&mut self) -> Option<TappedAudio> {
+        self.tapped.pop_front()
+    }
+
+    /// Registers `connection` as a publisher fed by [`Sfu::write_local_audio`].
+    pub fn add_local_publisher(&mut self, connection: &str) {
+        self.local
+            .insert(connection.to_owned(), LocalPublisher::default());
+    }
+
+    /// One Opus packet (`ts` at 48 kHz) of a local publisher, forwarded to its subscribers.
+    pub fn write_local_audio(&mut self, now: Instant, connection: &str, ts: u32, payload: &[u8]) {
+        self.set_time(now);
+        let Some(l) = self.local.get_mut(connection) else {
+            return;
+        };
+        l.seq += 1;
+        let packet = Packet {
+            seq: SeqNo::from(l.seq),
+            ts,
+            time: self.now,
+            marker: false,
+            payload: payload.into(),
+        };
+        self.stats.packets_in += 1;
+        self.forward(connection, false, "opus", &packet);
     }
 
     #[must_use]
@@ -247,6 +320,7 @@ impl Sfu {
         match o {
             RoomsOutput::StreamEnded { stream } => {
                 if let Some(publisher) = publisher_of(stream) {
+                    self.local.remove(publisher);
                     self.drop_peers_where(|k| match k {
                         Key::Pub(c) => c == publisher,
                         Key::Sub(_, p) => p == publisher,
@@ -258,7 +332,8 @@ impl Sfu {
                     self.drop_peer(&Key::Sub(connection.clone(), publisher.to_owned()));
                 }
             }
-            RoomsOutput::ParticipantGone { connection } => {
+            RoomsOutput::ParticipantGone { connection, .. } => {
+                self.local.remove(connection);
                 self.drop_peers_where(|k| match k {
                     Key::Pub(c) => c == connection,
                     Key::Sub(s, _) => s == connection,
@@ -384,7 +459,29 @@ impl Sfu {
         match (key, e) {
             (Key::Pub(publisher), Event::RtpPacket(p)) => {
                 self.stats.packets_in += 1;
-                self.forward(publisher, &p);
+                let Some((video, codec)) = self
+                    .peers
+                    .get(key)
+                    .and_then(|s| s.codec_of(*p.header.payload_type))
+                    .map(|(v, c)| (v, c.to_owned()))
+                else {
+                    return;
+                };
+                if self.tap && !video && codec == "opus" {
+                    self.tapped.push_back(TappedAudio {
+                        publisher: publisher.clone(),
+                        seq: *p.seq_no,
+                        payload: p.payload.clone(),
+                    });
+                }
+                let packet = Packet {
+                    seq: p.seq_no,
+                    ts: p.header.timestamp,
+                    time: p.timestamp,
+                    marker: p.header.marker,
+                    payload: p.payload.clone(),
+                };
+                self.forward(publisher, video, &codec, &packet);
             }
             (Key::Sub(_, publisher), Event::KeyframeRequest(req)) => {
                 self.request_keyframe(&publisher.clone(), req.kind);
@@ -423,14 +520,7 @@ impl Sfu {
     }
 
     /// Writes a publisher's packet to every subscription of its stream.
-    fn forward(&mut self, publisher: &str, p: &str0m::rtp::RtpPacket) {
-        let Some(source) = self.peers.get(&Key::Pub(publisher.to_owned())) else {
-            return;
-        };
-        let Some((video, codec)) = source.codec_of(*p.header.payload_type) else {
-            return;
-        };
-        let codec = codec.to_owned();
+    fn forward(&mut self, publisher: &str, video: bool, codec: &str, p: &Packet) {
         let subs: Vec<Key> = self
             .peers
             .keys()
@@ -442,7 +532,7 @@ impl Sfu {
                 continue;
             };
             let Some((mid, pt)) = sub
-                .route_for(video, &codec)
+                .route_for(video, codec)
                 .map(|(m, pt)| (Mid::from(m), pt))
             else {
                 continue;
@@ -452,15 +542,9 @@ impl Sfu {
                 continue;
             };
             tx.write_rtp(
-                RtpWrite::new(
-                    Pt::from(pt),
-                    p.seq_no,
-                    p.header.timestamp,
-                    p.timestamp,
-                    p.payload.clone(),
-                )
-                .marker(p.header.marker)
-                .nackable(video),
+                RtpWrite::new(Pt::from(pt), p.seq, p.ts, p.time, p.payload.clone())
+                    .marker(p.marker)
+                    .nackable(video),
             );
             self.stats.packets_forwarded += 1;
             self.drive(&key);

@@ -165,7 +165,26 @@ settings! {
     sip_tcp_max_connections: "sip-tcp-max-connections", "PHONEBRIDGE_SIP_TCP_MAX_CONNECTIONS", "N", "Most open SIP TCP connections [default: 1024]";
     media_timeout: "media-timeout", "PHONEBRIDGE_MEDIA_TIMEOUT", "SECONDS", "Hang up a call after this long without media from the phone, 0 for never (paused on hold) [default: 30]";
     srtp: "srtp", "PHONEBRIDGE_SRTP", "off|allow|require", "SRTP (SDES) policy for calls from sources that are not configured trunks [default: allow]";
+    dialin_numbers: "dialin-numbers", "PHONEBRIDGE_DIALIN_NUMBERS", "NUMBER,...", "Numbers (SIP user parts) that reach the dial-in voice menu; + and separators are ignored [default: dialin]";
+    dialin_sources: "dialin-sources", "PHONEBRIDGE_DIALIN_SOURCES", "CIDR,...", "Addresses dial-in calls may come from (e.g. the trunk's); others are refused as unknown numbers [default: any]";
+    caller_id: "caller-id", "PHONEBRIDGE_CALLER_ID", "full|masked|hidden", "How a caller's number shows as the connection's clientData [default: masked, the last four digits]";
+    prompts: "prompts", "PHONEBRIDGE_PROMPTS", "DIR", "Directory with the voice menu prompts (enter_code.wav, wrong_code.wav, joining.wav, goodbye.wav; 16-bit PCM WAV) [default: built-in English]";
     log: "log", "PHONEBRIDGE_LOG", "FILTER", "Log filter, e.g. info or phonebridge=debug [default: info]";
+}
+
+/// A number as dial-in matching compares it: digits only (`+1 (555) 010-0` → `15550100`);
+/// a name without digits (`dialin`) stays as it is, lower-cased.
+pub(crate) fn normalise_number(s: &str) -> String {
+    let s = s.trim();
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    let only_number = s
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    if only_number && !digits.is_empty() {
+        digits
+    } else {
+        s.to_ascii_lowercase()
+    }
 }
 
 /// An SRTP policy by name.
@@ -208,6 +227,12 @@ pub(crate) struct Config {
     pub(crate) media_timeout: Option<Duration>,
     pub(crate) srtp: phonebridge_sdp::SrtpPolicy,
     pub(crate) log: String,
+    /// Dial-in numbers, digits only (and names such as `dialin` as given).
+    pub(crate) dialin_numbers: Vec<String>,
+    /// Where dial-in calls may come from; `None` for anywhere.
+    pub(crate) dialin_sources: Option<Vec<Cidr>>,
+    pub(crate) caller_id: crate::calls::CallerId,
+    pub(crate) prompts: Option<PathBuf>,
     /// `[trunks.<name>]` tables (file only).
     pub(crate) trunks: Vec<crate::trunks::Trunk>,
 }
@@ -462,6 +487,45 @@ impl Config {
                 },
             )?,
             srtp: r.parse("srtp", "allow", "off, allow or require", parse_srtp)?,
+            dialin_numbers: r.parse(
+                "dialin-numbers",
+                "dialin",
+                "a comma-separated list of numbers or names",
+                |s| {
+                    let v: Vec<String> = s
+                        .split(',')
+                        .map(normalise_number)
+                        .filter(|x| !x.is_empty())
+                        .collect();
+                    (!v.is_empty()).then_some(v)
+                },
+            )?,
+            dialin_sources: match r.get("dialin-sources") {
+                None => None,
+                Some(_) => Some(r.parse(
+                    "dialin-sources",
+                    "",
+                    "a comma-separated list of CIDR blocks",
+                    |s| {
+                        s.split(',')
+                            .filter(|x| !x.trim().is_empty())
+                            .map(|x| x.parse::<Cidr>().ok())
+                            .collect()
+                    },
+                )?),
+            },
+            caller_id: r.parse(
+                "caller-id",
+                "masked",
+                "full, masked or hidden",
+                crate::calls::CallerId::parse,
+            )?,
+            prompts: match r.get("prompts") {
+                None => None,
+                Some(_) => Some(r.parse("prompts", "", "a directory", |s| {
+                    Some(PathBuf::from(s)).filter(|p| p.is_dir())
+                })?),
+            },
             log: r.parse("log", "info", "a tracing filter", |s| {
                 tracing_subscriber::EnvFilter::try_new(s)
                     .ok()

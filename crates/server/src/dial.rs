@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
 use crate::config::DtmfMode;
-use crate::media::{random_stream_ids, LegEvent, LegMode, MediaLeg, SharedLegStats};
+use crate::media::{random_stream_ids, LegEvent, LegEventKind, LegMode, MediaLeg, SharedLegStats};
 use crate::ports::PortPool;
 use crate::sip_driver::App;
 
@@ -198,7 +198,7 @@ impl App for Dialer {
     }
 
     fn on_message(&mut self, _ep: &mut Endpoint, _now: Instant, msg: LegEvent) {
-        if let PhoneEvent::Digit { digit, source } = msg.event {
+        if let LegEventKind::Phone(PhoneEvent::Digit { digit, source }) = msg.event {
             println!("digit {digit} ({source:?})");
         }
     }

@@ -4,9 +4,10 @@
 //! and timer. Protocol logic lives in the sans-IO crates (`phonebridge-sip`, …); this crate
 //! owns I/O, clocks and tasks, and nothing else.
 
+mod calls;
 mod config;
 mod dial;
-mod echo;
+mod gateway;
 mod http;
 mod media;
 mod outbox;
@@ -14,6 +15,7 @@ mod page;
 mod ports;
 mod redact;
 mod rest;
+mod rest_calls;
 mod sessions;
 mod sip_driver;
 mod store;
@@ -279,8 +281,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         ..EndpointConfig::default()
     });
     let media_stats = media::SharedLegStats::default();
-    let echo = echo::Echo::new(
-        echo::EchoConfig {
+    let prompts = match &cfg.prompts {
+        Some(dir) => gateway::Prompts::from_dir(dir)?,
+        None => gateway::Prompts::builtin()?,
+    };
+    let gateway = gateway::Gateway::new(
+        gateway::GatewayConfig {
             bind_ip: sip_addr.ip(),
             public_ip: cfg.public_ip,
             caps: phonebridge_sdp::Capabilities {
@@ -293,54 +299,22 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 .collect(),
             media_timeout: cfg.media_timeout,
             seed: rand_seed(),
+            dialin_numbers: cfg.dialin_numbers.clone(),
+            dialin_sources: cfg.dialin_sources.clone(),
+            caller_id: cfg.caller_id,
+            menu: phonebridge_bridge::MenuConfig::default(),
+            prompts,
         },
         ports::PortPool::new(cfg.rtp_ports),
         media_stats.clone(),
     );
+    let to_gateway = gateway.sender();
     let metrics = sip_driver::SharedMetrics::default();
     let (tx, rx) = mpsc::channel(8192);
     let next_conn = Arc::new(AtomicU64::new(1));
     let udp = Arc::new(udp);
-    let mut driver = sip_driver::Driver::new(
-        ep,
-        echo,
-        udp.clone(),
-        sip_addr,
-        cfg.public_ip,
-        tx.clone(),
-        rx,
-        next_conn.clone(),
-        metrics.clone(),
-    );
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    // Outbound TLS (to peers whose connection is gone) verifies against the system roots.
-    driver = driver.with_tls_client(tls::client_config(None)?, &[]);
-    tokio::spawn(sip_driver::accept_loop(
-        tcp,
-        None,
-        tx.clone(),
-        next_conn.clone(),
-        cfg.tcp_max_connections,
-    ));
-    let mut sip_tls_addr = None;
-    if let Some((addr, cert, key)) = &cfg.sip_tls {
-        let server = tls::server_config(cert, key)?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot bind SIP TLS {addr}"))?;
-        let bound = listener.local_addr()?;
-        sip_tls_addr = Some(bound);
-        driver = driver.with_tls_port(bound.port());
-        let acceptor = tokio_rustls::TlsAcceptor::from(server);
-        tokio::spawn(sip_driver::accept_loop(
-            listener,
-            Some(acceptor),
-            tx.clone(),
-            next_conn,
-            cfg.tcp_max_connections,
-        ));
-    }
     let http_addr = http.local_addr()?;
     // Sessions: the durable store, the rooms task, and the webhook outbox when a receiver is
     // configured.
@@ -382,13 +356,71 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let webrtc = bind_webrtc(cfg.webrtc, cfg.public_ip).await?;
     let webrtc_addrs: Vec<String> = webrtc.iter().map(|w| w.advertised.to_string()).collect();
     let sfu_stats = sessions::SharedSfuStats::default();
+    let gone_tx = to_gateway.clone();
+    let phone_gone: sessions::PhoneGone = Box::new(move |connection, reason| {
+        let _ = gone_tx.send(gateway::GatewayMsg::PhoneGone { connection, reason });
+    });
     let (rooms, rooms_task) = sessions::spawn(
         rooms,
         outbox.clone(),
         webrtc,
         sfu_stats.clone(),
+        Some(phone_gone),
         stop_rx.clone(),
     )?;
+    // Calls a previous run left live end now, as `serverRestart`.
+    for c in store.end_stale_calls(sessions::now_ms()) {
+        let body = c.ended_webhook(sessions::now_ms()).to_string();
+        if let Some(o) = &outbox {
+            if let Err(e) = o.push(sessions::now_ms(), &body) {
+                tracing::error!(error = %e, "webhook event not stored");
+            }
+        }
+    }
+    let gateway = gateway.with_links(gateway::Links {
+        hub: rooms.clone(),
+        store: store.clone(),
+        outbox: outbox.clone(),
+    });
+    let mut driver = sip_driver::Driver::new(
+        ep,
+        gateway,
+        udp.clone(),
+        sip_addr,
+        cfg.public_ip,
+        tx.clone(),
+        rx,
+        next_conn.clone(),
+        metrics.clone(),
+    );
+    // Outbound TLS (to peers whose connection is gone) verifies against the system roots.
+    driver = driver.with_tls_client(tls::client_config(None)?, &[]);
+    tokio::spawn(sip_driver::accept_loop(
+        tcp,
+        None,
+        tx.clone(),
+        next_conn.clone(),
+        cfg.tcp_max_connections,
+    ));
+    let mut sip_tls_addr = None;
+    if let Some((addr, cert, key)) = &cfg.sip_tls {
+        let server = tls::server_config(cert, key)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot bind SIP TLS {addr}"))?;
+        let bound = listener.local_addr()?;
+        sip_tls_addr = Some(bound);
+        driver = driver.with_tls_port(bound.port());
+        let acceptor = tokio_rustls::TlsAcceptor::from(server);
+        tokio::spawn(sip_driver::accept_loop(
+            listener,
+            Some(acceptor),
+            tx.clone(),
+            next_conn,
+            cfg.tcp_max_connections,
+        ));
+    }
+
     let app = http::app(http::AppState {
         sip: metrics,
         media: media_stats,
@@ -401,6 +433,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         outbox,
         &public_url,
         store,
+        to_gateway,
     )))
     .merge(ws::router(rooms))
     .merge(page::router());

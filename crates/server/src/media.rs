@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use phonebridge_bridge::{PhoneAudio, PhoneAudioStats, PhoneEvent, StreamIds};
+use phonebridge_bridge::{PhoneAudio, PhoneAudioStats, PhoneEvent, SessionAudio, StreamIds};
 use phonebridge_sdp::AudioSession;
 use phonebridge_sip::CallHandle;
 use rand::Rng;
@@ -44,9 +44,38 @@ pub(crate) fn ntp_now() -> u64 {
 pub(crate) enum LegMode {
     /// Play it back to the phone (the echo user).
     Echo,
+    /// Nothing: the phone hears prompts (or silence) while the voice menu listens for digits.
+    Menu,
 }
 
+/// Where a bridged leg's audio goes: the session, through the hub.
+pub(crate) struct Bridge {
+    pub(crate) connection: String,
+    pub(crate) hub: crate::sessions::RoomsHandle,
+    /// First Opus timestamp of the phone's stream.
+    pub(crate) first_ts: u32,
+}
+
+/// Audio a prompt plays, at 16 kHz.
+pub(crate) type PromptAudio = Arc<Vec<i16>>;
+
 pub(crate) enum Command {
+    /// Join the session: from now on the phone's audio goes up and the mix comes down.
+    Bridge(Box<Bridge>),
+    /// Play a prompt (replacing whatever plays); `PromptDone` follows when it ends.
+    Play(PromptAudio),
+    StopPrompt,
+    /// An Opus packet of another publisher in the session.
+    SessionAudio {
+        stream: Arc<str>,
+        seq: u64,
+        payload: Arc<[u8]>,
+    },
+    /// A publisher in the session stopped: forget its source.
+    SourceGone(String),
+    /// Which streams the phone hears (`None`: all others).
+    Subscriptions(Option<std::collections::HashSet<String>>),
+    Mute(bool),
     /// A new offer/answer outcome.
     Update(Box<AudioSession>),
     /// A digit the phone sent by SIP INFO.
@@ -61,7 +90,14 @@ pub(crate) enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LegEvent {
     pub(crate) call: CallHandle,
-    pub(crate) event: PhoneEvent,
+    pub(crate) event: LegEventKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LegEventKind {
+    Phone(PhoneEvent),
+    /// The prompt that was playing finished.
+    PromptDone,
 }
 
 /// Per-leg figures for `/metrics`, refreshed four times a second by each leg.
@@ -77,6 +113,7 @@ pub(crate) struct LegStats {
 }
 
 /// A running leg; dropping it does not stop it, [`MediaLeg::stop`] does.
+#[derive(Debug)]
 pub(crate) struct MediaLeg {
     tx: mpsc::UnboundedSender<Command>,
     task: JoinHandle<()>,
@@ -106,6 +143,8 @@ impl MediaLeg {
             audio,
             events,
             stats,
+            prompt: None,
+            bridge: None,
         };
         let task = tokio::spawn(leg.run(rx));
         Ok(MediaLeg { tx, task })
@@ -123,6 +162,15 @@ impl MediaLeg {
         let _ = self.tx.send(Command::SendDigits(digits.to_owned()));
     }
 
+    pub(crate) fn command(&self, c: Command) {
+        let _ = self.tx.send(c);
+    }
+
+    /// A sender for the hub to reach the leg directly.
+    pub(crate) fn sender(&self) -> mpsc::UnboundedSender<Command> {
+        self.tx.clone()
+    }
+
     /// Ends the leg; its sockets close when the task finishes.
     pub(crate) fn stop(self) -> JoinHandle<()> {
         let _ = self.tx.send(Command::Stop);
@@ -138,6 +186,9 @@ struct Leg {
     audio: PhoneAudio,
     events: mpsc::UnboundedSender<LegEvent>,
     stats: SharedLegStats,
+    /// The prompt playing (at the phone's rate) and how far it got.
+    prompt: Option<(Vec<i16>, usize)>,
+    bridge: Option<(Bridge, SessionAudio)>,
 }
 
 impl Leg {
@@ -150,6 +201,7 @@ impl Leg {
         let mut rtp_buf = vec![0u8; 2048];
         let mut rtcp_buf = vec![0u8; 2048];
         let mut frame = Vec::with_capacity(960);
+        let (mut up, mut down) = (Vec::with_capacity(400), Vec::with_capacity(960));
         loop {
             let deadline = tokio::time::Instant::from_std(self.audio.poll_timeout());
             tokio::select! {
@@ -161,13 +213,7 @@ impl Leg {
                     Ok((n, from)) => self.audio.handle_rtcp(now(), ntp_now(), from, rtcp_buf[..n].to_vec()),
                     Err(e) => tracing::trace!(error = %e, "rtcp recv"),
                 },
-                _ = tick.tick() => {
-                    frame.clear();
-                    self.audio.pull(now(), &mut frame);
-                    match self.mode {
-                        LegMode::Echo => self.audio.push(&frame),
-                    }
-                }
+                _ = tick.tick() => self.tick(&mut frame, &mut up, &mut down),
                 _ = tokio::time::sleep_until(deadline) => self.audio.handle_timeout(now(), ntp_now()),
                 _ = publish.tick() => self.publish(),
                 cmd = commands.recv() => match cmd {
@@ -176,6 +222,33 @@ impl Leg {
                     Some(Command::SendDigits(d)) => {
                         if let Err(c) = self.audio.send_digits(&d) {
                             tracing::warn!(character = ?c, "digits not sent: not a key, or no telephone-event agreed");
+                        }
+                    }
+                    Some(Command::Bridge(b)) => {
+                        let rate = self.audio.sample_rate();
+                        let first_ts = b.first_ts;
+                        self.bridge = Some((*b, SessionAudio::new(rate, first_ts)));
+                    }
+                    Some(Command::Play(p)) => self.play(&p),
+                    Some(Command::StopPrompt) => self.prompt = None,
+                    Some(Command::SessionAudio { stream, seq, payload }) => {
+                        if let Some((_, sa)) = &mut self.bridge {
+                            sa.from_session(&stream, seq, &payload);
+                        }
+                    }
+                    Some(Command::SourceGone(stream)) => {
+                        if let Some((_, sa)) = &mut self.bridge {
+                            sa.remove_source(&stream);
+                        }
+                    }
+                    Some(Command::Subscriptions(subs)) => {
+                        if let Some((_, sa)) = &mut self.bridge {
+                            sa.set_subscriptions(subs);
+                        }
+                    }
+                    Some(Command::Mute(m)) => {
+                        if let Some((_, sa)) = &mut self.bridge {
+                            sa.set_muted(m);
                         }
                     }
                     Some(Command::Stop) | None => {
@@ -196,6 +269,55 @@ impl Leg {
         tracing::debug!(stats = ?final_stats, "leg ended");
     }
 
+    /// One 20 ms tick: the phone's frame in, what it hears out.
+    fn tick(&mut self, frame: &mut Vec<i16>, up: &mut Vec<u8>, down: &mut Vec<i16>) {
+        let now = now();
+        frame.clear();
+        self.audio.pull(now, frame);
+        down.clear();
+        match (&mut self.bridge, self.mode) {
+            (Some((b, sa)), _) => {
+                sa.set_phone_rate(self.audio.sample_rate());
+                up.clear();
+                let ts = sa.from_phone(frame, up);
+                let (conn, payload) = (b.connection.clone(), up.clone());
+                b.hub
+                    .post(move |hub, _| hub.phone_audio(&conn, ts, &payload));
+                sa.to_phone(down);
+            }
+            (None, LegMode::Echo) => down.extend_from_slice(frame),
+            (None, LegMode::Menu) => {}
+        }
+        let n = frame.len().max(self.audio.sample_rate() as usize / 50);
+        if let Some((p, at)) = &mut self.prompt {
+            // The prompt replaces what the phone would hear.
+            down.clear();
+            let end = (*at + n).min(p.len());
+            down.extend_from_slice(&p[*at..end]);
+            *at = end;
+            if end == p.len() {
+                self.prompt = None;
+                let _ = self.events.send(LegEvent {
+                    call: self.call,
+                    event: LegEventKind::PromptDone,
+                });
+            }
+        }
+        down.resize(n, 0);
+        self.audio.push(down);
+    }
+
+    /// Starts a prompt (16 kHz audio) at the phone's rate.
+    fn play(&mut self, p: &PromptAudio) {
+        let rate = self.audio.sample_rate();
+        let mut out = Vec::with_capacity(p.len() * rate as usize / 16_000 + 1);
+        match phonebridge_media::Resampler::new(16_000, rate) {
+            Some(mut r) => r.process(p, &mut out),
+            None => out.extend_from_slice(p),
+        }
+        self.prompt = Some((out, 0));
+    }
+
     fn flush(&mut self) {
         while let Some(t) = self.audio.poll_transmit() {
             let socket = if t.rtcp_socket { &self.rtcp } else { &self.rtp };
@@ -204,7 +326,7 @@ impl Leg {
         while let Some(event) = self.audio.poll_event() {
             let _ = self.events.send(LegEvent {
                 call: self.call,
-                event,
+                event: LegEventKind::Phone(event),
             });
         }
     }

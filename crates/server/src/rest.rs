@@ -18,6 +18,7 @@ use phonebridge_rooms::{RoomsError, Status};
 use serde_json::{json, Value};
 
 use crate::outbox::Outbox;
+use crate::rest_calls;
 use crate::sessions::{now_ms, RoomsHandle};
 use crate::store::{PinError, Store};
 
@@ -30,6 +31,8 @@ pub(crate) struct RestState {
     /// The public URL clients reach this server at (`http://host:port`).
     pub(crate) public_url: Arc<str>,
     pub(crate) store: Arc<Store>,
+    /// The SIP gateway, which owns live calls.
+    pub(crate) gateway: tokio::sync::mpsc::UnboundedSender<crate::gateway::GatewayMsg>,
 }
 
 impl RestState {
@@ -39,6 +42,7 @@ impl RestState {
         outbox: Option<Arc<Outbox>>,
         public_url: &str,
         store: Arc<Store>,
+        gateway: tokio::sync::mpsc::UnboundedSender<crate::gateway::GatewayMsg>,
     ) -> Self {
         let b64 = base64::engine::general_purpose::STANDARD.encode(format!("OPENVIDUAPP:{secret}"));
         RestState {
@@ -47,6 +51,7 @@ impl RestState {
             outbox,
             public_url: public_url.into(),
             store,
+            gateway,
         }
     }
 }
@@ -71,6 +76,14 @@ pub(crate) fn router(state: RestState) -> Router {
             "/sessions/{id}/dialin",
             post(set_dialin).get(get_dialin).delete(delete_dialin),
         )
+        .route("/calls", get(rest_calls::list_calls))
+        .route(
+            "/calls/{id}",
+            get(rest_calls::get_call)
+                .patch(rest_calls::patch_call)
+                .delete(rest_calls::delete_call),
+        )
+        .route("/calls/{id}/dtmf", post(rest_calls::send_dtmf))
         .route("/tokens", post(create_token))
         .route("/signal", post(signal))
         .route("/webhooks/pending", get(pending_webhooks))
@@ -143,7 +156,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// An error response: OpenVidu's JSON body for 400/406/500, an empty body otherwise.
-fn error(status: StatusCode, message: &str, path: &str) -> Response {
+pub(crate) fn error(status: StatusCode, message: &str, path: &str) -> Response {
     if matches!(status.as_u16(), 400 | 406 | 500) {
         let body = json!({
             "timestamp": now_ms(),
@@ -159,13 +172,13 @@ fn error(status: StatusCode, message: &str, path: &str) -> Response {
 }
 
 /// The rooms task is gone only while the server stops.
-fn stopping() -> Response {
+pub(crate) fn stopping() -> Response {
     StatusCode::SERVICE_UNAVAILABLE.into_response()
 }
 
 /// A JSON body, or `null` for an empty one (the node client sends empty form bodies on
 /// GET/DELETE and JSON on POST/PATCH).
-fn parse_body(body: &Bytes, path: &str) -> Result<Value, Box<Response>> {
+pub(crate) fn parse_body(body: &Bytes, path: &str) -> Result<Value, Box<Response>> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
@@ -182,7 +195,7 @@ fn flag(q: &std::collections::HashMap<String, String>, key: &str) -> bool {
     q.get(key).is_some_and(|v| v == "true")
 }
 
-type QueryMap = Query<std::collections::HashMap<String, String>>;
+pub(crate) type QueryMap = Query<std::collections::HashMap<String, String>>;
 
 async fn create_session(State(s): State<RestState>, body: Bytes) -> Response {
     let path = "/openvidu/api/sessions";

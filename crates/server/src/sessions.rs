@@ -13,13 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use phonebridge_rooms::rpc::{self, Peer};
-use phonebridge_rooms::sfu::{Sfu, SfuStats};
-use phonebridge_rooms::{LeaveReason, Output, Rooms};
+use phonebridge_rooms::sfu::{Sfu, SfuStats, TappedAudio};
+use phonebridge_rooms::{LeaveReason, Output, Rooms, RoomsError, SessionProps};
 use serde_json::Value;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::media::Command as LegCommand;
 use crate::outbox::Outbox;
 use crate::sip_driver::now;
 
@@ -37,6 +38,19 @@ pub(crate) enum ToParticipant {
     Close,
 }
 
+/// A phone in a session, as the hub routes its audio.
+struct PhoneTap {
+    session: String,
+    stream: Arc<str>,
+    leg: mpsc::UnboundedSender<LegCommand>,
+    /// Sequence number of the phone's packets as other phones receive them.
+    seq: u64,
+}
+
+/// Told when a phone's participant left for a reason other than its own call ending
+/// (evicted, session closed, server stopping).
+pub(crate) type PhoneGone = Box<dyn Fn(String, LeaveReason) + Send>;
+
 /// Everything the task owns.
 pub(crate) struct Hub {
     pub(crate) rooms: Rooms,
@@ -49,6 +63,12 @@ pub(crate) struct Hub {
     drops: HashMap<String, (String, u64)>,
     /// SFU figures for `/metrics`, refreshed every tick.
     stats: SharedSfuStats,
+    /// Phones in sessions, by connection, and the phones of each session.
+    phones: HashMap<String, PhoneTap>,
+    by_session: HashMap<String, Vec<String>>,
+    /// Publishers whose audio phones hear: connection → (session, stream).
+    streams: HashMap<String, (String, Arc<str>)>,
+    phone_gone: Option<PhoneGone>,
 }
 
 /// The SFU's figures as last published.
@@ -94,7 +114,142 @@ impl Hub {
     /// A WebRTC datagram from `source` on our socket `local`.
     fn datagram(&mut self, local: SocketAddr, source: SocketAddr, bytes: &[u8]) {
         self.sfu.handle_datagram(now(), local, source, bytes);
+        while let Some(a) = self.sfu.poll_audio() {
+            self.route_to_phones(a);
+        }
         self.send_datagrams();
+    }
+
+    /// A phone call joins `session_id` (created if it does not exist: a dial-in code outlives
+    /// the session it was made for, e.g. across a restart). Returns the connection and its
+    /// stream.
+    pub(crate) fn join_phone(
+        &mut self,
+        now_ms: u64,
+        session_id: &str,
+        data: (&str, &str),
+        ip: &str,
+        leg: mpsc::UnboundedSender<LegCommand>,
+    ) -> Result<(String, String), RoomsError> {
+        if self.rooms.session(session_id).is_none() {
+            let props = SessionProps {
+                custom_session_id: Some(session_id.to_owned()),
+                ..SessionProps::default()
+            };
+            self.rooms.create_session(now_ms, props)?;
+        }
+        let (server_data, client_data) = data;
+        let joined = self
+            .rooms
+            .join_phone(now_ms, session_id, server_data, client_data, ip);
+        let (connection, stream) = match joined {
+            Ok(x) => x,
+            Err(e) => {
+                self.flush(now_ms);
+                return Err(e);
+            }
+        };
+        self.sfu.add_local_publisher(&connection);
+        self.sfu.set_audio_tap(true);
+        self.phones.insert(
+            connection.clone(),
+            PhoneTap {
+                session: session_id.to_owned(),
+                stream: stream.id.as_str().into(),
+                leg,
+                seq: 0,
+            },
+        );
+        self.by_session
+            .entry(session_id.to_owned())
+            .or_default()
+            .push(connection.clone());
+        self.flush(now_ms);
+        Ok((connection, stream.id))
+    }
+
+    /// The phone's call ended: its participant leaves with `reason`.
+    pub(crate) fn leave_phone(&mut self, now_ms: u64, connection: &str, reason: LeaveReason) {
+        if let Some(tap) = self.forget_phone(connection) {
+            let _ = self.rooms.leave(now_ms, &tap.session, connection, reason);
+            self.flush(now_ms);
+        }
+    }
+
+    fn forget_phone(&mut self, connection: &str) -> Option<PhoneTap> {
+        let tap = self.phones.remove(connection)?;
+        if let Some(list) = self.by_session.get_mut(&tap.session) {
+            list.retain(|c| c != connection);
+            if list.is_empty() {
+                self.by_session.remove(&tap.session);
+            }
+        }
+        if self.phones.is_empty() {
+            self.sfu.set_audio_tap(false);
+        }
+        Some(tap)
+    }
+
+    /// One Opus packet of a phone: to the session's subscribers and to the other phones.
+    pub(crate) fn phone_audio(&mut self, connection: &str, ts: u32, payload: &[u8]) {
+        let Some(tap) = self.phones.get_mut(connection) else {
+            return;
+        };
+        tap.seq += 1;
+        let (session, stream, seq) = (tap.session.clone(), tap.stream.clone(), tap.seq);
+        self.sfu.write_local_audio(now(), connection, ts, payload);
+        let shared: Arc<[u8]> = payload.into();
+        for other in self.by_session.get(&session).into_iter().flatten() {
+            if other == connection {
+                continue;
+            }
+            if let Some(t) = self.phones.get(other) {
+                let _ = t.leg.send(LegCommand::SessionAudio {
+                    stream: stream.clone(),
+                    seq,
+                    payload: shared.clone(),
+                });
+            }
+        }
+        self.send_datagrams();
+    }
+
+    /// A browser publisher's audio packet, to every phone in its session.
+    fn route_to_phones(&mut self, a: TappedAudio) {
+        if !self.streams.contains_key(&a.publisher) {
+            let found = self.rooms.sessions().iter().find_map(|s| {
+                let c = s.connection(&a.publisher)?;
+                Some((s.id.clone(), c.publisher.as_ref()?.id.as_str().into()))
+            });
+            match found {
+                Some(f) => {
+                    self.streams.insert(a.publisher.clone(), f);
+                }
+                None => return,
+            }
+        }
+        let (session, stream) = &self.streams[&a.publisher];
+        for phone in self.by_session.get(session).into_iter().flatten() {
+            if let Some(t) = self.phones.get(phone) {
+                let _ = t.leg.send(LegCommand::SessionAudio {
+                    stream: stream.clone(),
+                    seq: a.seq,
+                    payload: a.payload.clone(),
+                });
+            }
+        }
+    }
+
+    /// A publisher's stream ended: phones forget it as a source.
+    fn source_gone(&mut self, publisher: &str) {
+        let Some((session, stream)) = self.streams.remove(publisher) else {
+            return;
+        };
+        for phone in self.by_session.get(&session).into_iter().flatten() {
+            if let Some(t) = self.phones.get(phone) {
+                let _ = t.leg.send(LegCommand::SourceGone(stream.to_string()));
+            }
+        }
     }
 
     fn tick(&mut self, now_ms: u64) {
@@ -142,9 +297,30 @@ impl Hub {
                         let _ = tx.send(ToParticipant::Close);
                     }
                 }
-                media @ (Output::StreamEnded { .. }
-                | Output::SubscriptionEnded { .. }
-                | Output::ParticipantGone { .. }) => self.sfu.on_rooms_output(&media),
+                Output::ParticipantGone { connection, reason } => {
+                    self.source_gone(&connection);
+                    if let Some(tap) = self.forget_phone(&connection) {
+                        // Phones hear each other through the hub, not the SFU.
+                        let phone_stream = tap.stream.to_string();
+                        for other in self.by_session.get(&tap.session).into_iter().flatten() {
+                            if let Some(t) = self.phones.get(other) {
+                                let _ = t.leg.send(LegCommand::SourceGone(phone_stream.clone()));
+                            }
+                        }
+                        if let Some(f) = &self.phone_gone {
+                            f(connection.clone(), reason);
+                        }
+                    }
+                    self.sfu
+                        .on_rooms_output(&Output::ParticipantGone { connection, reason });
+                }
+                Output::StreamEnded { stream } => {
+                    if let Some(publisher) = stream.splitn(4, '_').nth(3) {
+                        self.source_gone(publisher);
+                    }
+                    self.sfu.on_rooms_output(&Output::StreamEnded { stream });
+                }
+                media @ Output::SubscriptionEnded { .. } => self.sfu.on_rooms_output(&media),
             }
         }
         self.send_datagrams();
@@ -224,6 +400,7 @@ pub(crate) fn spawn(
     outbox: Option<Arc<Outbox>>,
     webrtc: Vec<WebRtcSocket>,
     stats: SharedSfuStats,
+    phone_gone: Option<PhoneGone>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(RoomsHandle, JoinHandle<()>)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
@@ -261,6 +438,10 @@ pub(crate) fn spawn(
         participants: HashMap::new(),
         drops: HashMap::new(),
         stats,
+        phones: HashMap::new(),
+        by_session: HashMap::new(),
+        streams: HashMap::new(),
+        phone_gone,
     };
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);

@@ -38,6 +38,8 @@ pub(crate) trait App {
     fn finished(&self) -> bool {
         false
     }
+    /// The server is stopping: called before every call gets its BYE.
+    fn stopping(&mut self, _ep: &mut Endpoint, _now: Instant) {}
     /// Calls the app is serving, for metrics.
     fn active(&self) -> usize;
 }
@@ -304,6 +306,7 @@ impl<A: App> Driver<A> {
                 }
                 _ = shutdown.changed(), if stopping.is_none() => {
                     tracing::info!(calls = self.ep.active_calls(), "shutting down: ending calls");
+                    self.app.stopping(&mut self.ep, now());
                     self.ep.hangup_all(now());
                     self.ep.unregister_all(now());
                     stopping = Some(now());

@@ -1,5 +1,6 @@
-//! The durable store (SQLite in `data-dir`): dial-in codes of sessions. Codes are kept across
-//! restarts, unique across every session that has one, and never written to logs above debug.
+//! The durable store (SQLite in `data-dir`): dial-in codes of sessions and call records. Codes
+//! are kept across restarts, unique across every session that has one, and never written to
+//! logs above debug. A call record is written at every change of its status.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -45,7 +46,15 @@ impl Store {
                  session_id TEXT PRIMARY KEY,
                  pin TEXT NOT NULL UNIQUE,
                  created_at INTEGER NOT NULL
-             );",
+             );
+             CREATE TABLE IF NOT EXISTS calls (
+                 id TEXT PRIMARY KEY,
+                 session_id TEXT NOT NULL,
+                 status TEXT NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 doc TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS calls_by_session ON calls (session_id, created_at);",
         )
         .with_context(|| format!("cannot set up the database {}", path.display()))?;
         Ok(Store {
@@ -141,8 +150,82 @@ impl Store {
             .unwrap_or(false)
     }
 
+    /// Writes a call record (new, or its latest state).
+    pub(crate) fn put_call(&self, c: &crate::calls::CallRecord) {
+        let doc = match serde_json::to_string(c) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "call record not encodable");
+                return;
+            }
+        };
+        let r = self.db().execute(
+            "INSERT INTO calls (id, session_id, status, created_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET status = excluded.status, doc = excluded.doc",
+            rusqlite::params![c.id, c.session_id, c.status.as_str(), c.created_at as i64, doc],
+        );
+        if let Err(e) = r {
+            tracing::error!(error = %e, call = %c.id, "call record not stored");
+        }
+    }
+
+    /// Call records, oldest first; only `session_id`'s when given.
+    pub(crate) fn calls(&self, session_id: Option<&str>) -> Vec<crate::calls::CallRecord> {
+        let db = self.db();
+        let rows = match session_id {
+            Some(s) => db
+                .prepare_cached(
+                    "SELECT doc FROM calls WHERE session_id = ?1 ORDER BY created_at, id",
+                )
+                .and_then(|mut st| {
+                    st.query_map([s], |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<_>, _>>()
+                }),
+            None => db
+                .prepare_cached("SELECT doc FROM calls ORDER BY created_at, id")
+                .and_then(|mut st| {
+                    st.query_map([], |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<_>, _>>()
+                }),
+        };
+        rows.unwrap_or_default()
+            .iter()
+            .filter_map(|d| serde_json::from_str(d).ok())
+            .collect()
+    }
+
+    pub(crate) fn call(&self, id: &str) -> Option<crate::calls::CallRecord> {
+        let doc: String = self
+            .db()
+            .query_row("SELECT doc FROM calls WHERE id = ?1", [id], |r| r.get(0))
+            .ok()?;
+        serde_json::from_str(&doc).ok()
+    }
+
+    /// Calls a previous run left live: recorded as ended with `serverRestart`; returned.
+    pub(crate) fn end_stale_calls(&self, now_ms: u64) -> Vec<crate::calls::CallRecord> {
+        let docs: Vec<String> = {
+            let db = self.db();
+            db.prepare("SELECT doc FROM calls WHERE status != 'ended' ORDER BY created_at, id")
+                .and_then(|mut st| {
+                    st.query_map([], |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .unwrap_or_default()
+        };
+        let mut ended = Vec::new();
+        for d in docs {
+            let Ok(mut c) = serde_json::from_str::<crate::calls::CallRecord>(&d) else {
+                continue;
+            };
+            c.end(now_ms, crate::calls::EndReason::ServerRestart, None);
+            self.put_call(&c);
+            ended.push(c);
+        }
+        ended
+    }
+
     /// The session a code belongs to.
-    #[allow(dead_code)] // read by the dial-in menu (the bridge), next
     pub(crate) fn session_for_pin(&self, pin: &str) -> Option<String> {
         self.db()
             .query_row("SELECT session_id FROM dialin WHERE pin = ?1", [pin], |r| {

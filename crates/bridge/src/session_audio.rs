@@ -1,0 +1,301 @@
+//! A phone's audio in a session, without I/O: the phone's 20 ms frames go up once, resampled
+//! to 48 kHz and encoded to Opus for every subscriber of its stream; the other publishers'
+//! Opus packets come down, are decoded per source, mixed N-1 (never the phone's own voice,
+//! which is never a source here) or from the chosen subset, and brought to the phone's rate.
+//!
+//! Per source, a gap in sequence numbers is concealed by the Opus decoder (at most
+//! [`MAX_CONCEALED`] frames, beyond that the mixer's own starvation handling takes over) and a
+//! packet older than one already decoded is dropped. The mixer's adaptive input queues absorb
+//! the jitter between sources.
+//!
+//! Drain rule: [`SessionAudio::from_phone`] once per 20 ms frame of the phone, then
+//! [`SessionAudio::to_phone`] for what the phone hears in the same tick.
+
+use std::collections::{HashMap, HashSet};
+
+use phonebridge_media::{AudioDecoder, AudioEncoder, CodecKind, Listener, Mixer, Resampler};
+
+/// Samples of a 20 ms frame at 48 kHz.
+pub const FRAME_48K: usize = 960;
+/// The most lost frames concealed at once for one source.
+pub const MAX_CONCEALED: u64 = 5;
+/// The mixer's name for the phone (its only listener).
+const PHONE: &str = "phone";
+
+struct Source {
+    decoder: AudioDecoder,
+    /// The sequence number expected next.
+    next_seq: Option<u64>,
+}
+
+/// Counters of one call's session audio.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionAudioStats {
+    pub frames_up: u64,
+    pub packets_down: u64,
+    pub concealed: u64,
+    pub stale: u64,
+    /// Mixer frames that arrived too late to play (dropped to bound the delay).
+    pub dropped: u64,
+    /// Ticks a playing source had nothing to give.
+    pub starvations: u64,
+}
+
+/// See the module documentation for the drain rule.
+pub struct SessionAudio {
+    phone_rate: u32,
+    up: Option<Resampler>,
+    down: Option<Resampler>,
+    encoder: AudioEncoder,
+    ts: u32,
+    muted: bool,
+    sources: HashMap<String, Source>,
+    mixer: Mixer,
+    scratch: Vec<i16>,
+    stats: SessionAudioStats,
+}
+
+impl std::fmt::Debug for SessionAudio {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionAudio")
+            .field("phone_rate", &self.phone_rate)
+            .field("sources", &self.sources.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl SessionAudio {
+    /// For a phone whose PCM is at `phone_rate`; `first_ts` starts the Opus timestamps.
+    pub fn new(phone_rate: u32, first_ts: u32) -> Self {
+        let mut mixer = Mixer::new(FRAME_48K);
+        mixer.set_listener(
+            PHONE,
+            Listener {
+                own: None,
+                subscriptions: None,
+            },
+        );
+        SessionAudio {
+            phone_rate,
+            up: Resampler::new(phone_rate, 48_000),
+            down: Resampler::new(48_000, phone_rate),
+            encoder: AudioEncoder::new(CodecKind::Opus),
+            ts: first_ts,
+            muted: false,
+            sources: HashMap::new(),
+            mixer,
+            scratch: Vec::with_capacity(FRAME_48K),
+            stats: SessionAudioStats::default(),
+        }
+    }
+
+    /// The phone's codec changed rate (a re-INVITE to another codec).
+    pub fn set_phone_rate(&mut self, rate: u32) {
+        if rate != self.phone_rate {
+            self.phone_rate = rate;
+            self.up = Resampler::new(rate, 48_000);
+            self.down = Resampler::new(48_000, rate);
+        }
+    }
+
+    /// Which streams the phone hears: `None` for every other publisher.
+    pub fn set_subscriptions(&mut self, streams: Option<HashSet<String>>) {
+        self.mixer.set_listener(
+            PHONE,
+            Listener {
+                own: None,
+                subscriptions: streams,
+            },
+        );
+    }
+
+    /// Silences what the phone sends to the session (the packets keep flowing as silence).
+    pub fn set_muted(&mut self, muted: bool) {
+        self.muted = muted;
+    }
+
+    pub fn muted(&self) -> bool {
+        self.muted
+    }
+
+    pub fn stats(&self) -> SessionAudioStats {
+        self.stats
+    }
+
+    /// One 20 ms frame of the phone at its rate; appends its Opus payload to `out` and
+    /// returns the payload's RTP timestamp (48 kHz).
+    pub fn from_phone(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> u32 {
+        self.scratch.clear();
+        if self.muted {
+            self.scratch.resize(FRAME_48K, 0);
+        } else {
+            match &mut self.up {
+                Some(r) => r.process(pcm, &mut self.scratch),
+                None => self.scratch.extend_from_slice(pcm),
+            }
+            self.scratch.resize(FRAME_48K, 0);
+        }
+        self.encoder.encode(&self.scratch, out);
+        let ts = self.ts;
+        self.ts = self.ts.wrapping_add(FRAME_48K as u32);
+        self.stats.frames_up += 1;
+        ts
+    }
+
+    /// An Opus packet of another publisher's stream `stream`, with its extended sequence
+    /// number.
+    pub fn from_session(&mut self, stream: &str, seq: u64, payload: &[u8]) {
+        let s = self
+            .sources
+            .entry(stream.to_owned())
+            .or_insert_with(|| Source {
+                decoder: AudioDecoder::new(CodecKind::Opus),
+                next_seq: None,
+            });
+        self.stats.packets_down += 1;
+        let mut pcm = Vec::with_capacity(FRAME_48K * 3);
+        if let Some(next) = s.next_seq {
+            if seq < next {
+                self.stats.stale += 1;
+                return;
+            }
+            let missing = (seq - next).min(MAX_CONCEALED);
+            for _ in 0..missing {
+                s.decoder.conceal(FRAME_48K, &mut pcm);
+                self.stats.concealed += 1;
+            }
+        }
+        s.next_seq = Some(seq + 1);
+        s.decoder.decode(payload, &mut pcm);
+        for frame in pcm.chunks(FRAME_48K) {
+            self.mixer.push(stream, frame);
+        }
+    }
+
+    /// A publisher left: its queue and decoder go.
+    pub fn remove_source(&mut self, stream: &str) {
+        self.sources.remove(stream);
+        self.mixer.remove_source(stream);
+    }
+
+    /// What the phone hears for this tick, at its rate, appended to `out`.
+    pub fn to_phone(&mut self, out: &mut Vec<i16>) {
+        self.mixer.tick();
+        let mixed = self.mixer.frame_for(PHONE).unwrap_or(&[]);
+        match &mut self.down {
+            Some(r) => r.process(mixed, out),
+            None => out.extend_from_slice(mixed),
+        }
+        let (mut dropped, mut starvations) = (0, 0);
+        for id in self.sources.keys() {
+            if let Some(s) = self.mixer.source_stats(id) {
+                dropped += s.dropped_backlog;
+                starvations += s.starvations;
+            }
+        }
+        self.stats.dropped = self.stats.dropped.max(dropped);
+        self.stats.starvations = self.stats.starvations.max(starvations);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonebridge_media::goertzel::power;
+    use phonebridge_media::Tone;
+
+    fn share(pcm: &[i16], rate: u32, freq: f64) -> f64 {
+        let x: Vec<f32> = pcm.iter().map(|&s| s as f32 / 32768.0).collect();
+        let total: f64 = x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / x.len() as f64;
+        if total == 0.0 {
+            return 0.0;
+        }
+        power(&x, rate as f64, freq) / total
+    }
+
+    /// Two publishers' tones encoded as browsers would send them, mixed for an 8 kHz phone:
+    /// both are heard; the phone's own tone goes up as Opus and is never mixed back.
+    #[test]
+    fn the_phone_hears_the_others_and_sends_its_own_voice_up() {
+        let mut a = Tone::sine(48_000, 440.0, 8000.0);
+        let mut b = Tone::sine(48_000, 1000.0, 8000.0);
+        let mut phone = Tone::sine(8_000, 700.0, 8000.0);
+        let (mut enc_a, mut enc_b) = (
+            AudioEncoder::new(CodecKind::Opus),
+            AudioEncoder::new(CodecKind::Opus),
+        );
+        let mut s = SessionAudio::new(8_000, 1000);
+        let mut up_dec = AudioDecoder::new(CodecKind::Opus);
+        let (mut heard, mut sent) = (Vec::new(), Vec::new());
+        let mut last_ts = None;
+        for seq in 0..100u64 {
+            for (enc, tone, id) in [(&mut enc_a, &mut a, "A"), (&mut enc_b, &mut b, "B")] {
+                let (mut pcm, mut pkt) = (Vec::new(), Vec::new());
+                tone.fill(FRAME_48K, &mut pcm);
+                enc.encode(&pcm, &mut pkt);
+                s.from_session(id, seq, &pkt);
+            }
+            let (mut pcm, mut pkt) = (Vec::new(), Vec::new());
+            phone.fill(160, &mut pcm);
+            let ts = s.from_phone(&pcm, &mut pkt);
+            if let Some(prev) = last_ts {
+                assert_eq!(ts, u32::wrapping_add(prev, 960));
+            }
+            last_ts = Some(ts);
+            up_dec.decode(&pkt, &mut sent);
+            s.to_phone(&mut heard);
+        }
+        assert_eq!(heard.len(), 100 * 160);
+        let tail = &heard[heard.len() - 4000..];
+        assert!(share(tail, 8_000, 440.0) > 0.2, "A heard");
+        assert!(share(tail, 8_000, 1000.0) > 0.2, "B heard");
+        assert!(share(tail, 8_000, 700.0) < 0.01, "own voice not heard");
+        let tail = &sent[sent.len() - 24_000..];
+        assert!(share(tail, 48_000, 700.0) > 0.5, "own voice sent up");
+        assert_eq!(s.stats().frames_up, 100);
+        assert_eq!(s.stats().packets_down, 200);
+    }
+
+    #[test]
+    fn subsets_mute_gaps_and_stale_packets() {
+        let mut enc = AudioEncoder::new(CodecKind::Opus);
+        let mut tone = Tone::sine(48_000, 440.0, 8000.0);
+        let mut packet = || {
+            let (mut pcm, mut pkt) = (Vec::new(), Vec::new());
+            tone.fill(FRAME_48K, &mut pcm);
+            enc.encode(&pcm, &mut pkt);
+            pkt
+        };
+        let mut s = SessionAudio::new(16_000, 0);
+        s.set_subscriptions(Some(HashSet::from(["B".to_owned()])));
+        let mut heard = Vec::new();
+        for seq in 0..50 {
+            s.from_session("A", seq, &packet());
+            s.to_phone(&mut heard);
+        }
+        assert!(heard.iter().all(|&x| x == 0), "A is not in the subset");
+        s.set_subscriptions(None);
+        heard.clear();
+        // A gap of three packets is concealed; a repeat is dropped.
+        s.from_session("A", 53, &packet());
+        s.from_session("A", 52, &packet());
+        assert_eq!(s.stats().concealed, 3);
+        assert_eq!(s.stats().stale, 1);
+        for _ in 0..10 {
+            s.to_phone(&mut heard);
+        }
+        let loudest = heard.iter().map(|x| x.unsigned_abs()).max().unwrap_or(0);
+        assert!(loudest > 4000, "A heard once subscribed (peak {loudest})");
+        s.set_muted(true);
+        let mut pkt = Vec::new();
+        s.from_phone(&[10_000; 320], &mut pkt);
+        let mut dec = AudioDecoder::new(CodecKind::Opus);
+        let mut out = Vec::new();
+        dec.decode(&pkt, &mut out);
+        assert!(
+            out.iter().all(|x| x.abs() < 100),
+            "muted phone sends silence"
+        );
+    }
+}
