@@ -6,12 +6,13 @@ const web = process.env.PB_WEB || path.join(__dirname, '../../../../web');
 const { chromium } = require(path.join(web, 'node_modules/playwright-core'));
 
 // playwright gives every launch a fresh, empty profile.
-function launch() {
+// `extraArgs` adds Chromium flags (e.g. a WAV file as the fake microphone).
+function launch(extraArgs = []) {
   return chromium.launch({
     executablePath: '/usr/bin/chromium',
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
-      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required'],
+      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required', ...extraArgs],
   });
 }
 

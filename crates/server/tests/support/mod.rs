@@ -397,46 +397,129 @@ pub fn baresip_codec_call(
     media_params: &str,
     extra_config: &str,
 ) -> (String, Vec<i16>, u32) {
+    baresip_call(
+        dir,
+        &Phone {
+            target,
+            codec,
+            account_params,
+            media_params,
+            extra_config,
+            ..Phone::default()
+        },
+    )
+}
+
+/// A baresip call: who is called, with what, for how long, and keys typed during the call.
+pub struct Phone<'a> {
+    pub target: &'a str,
+    /// As baresip names codecs: `PCMU`, `PCMA`, `G722/16000/1`, `opus/48000/2`.
+    pub codec: &'a str,
+    /// The user part of the caller's address (its number).
+    pub user: &'a str,
+    /// The tone the phone plays, in Hz.
+    pub tone: f64,
+    /// A WAV file the phone plays instead of the tone (at the codec's rate).
+    pub source: Option<&'a Path>,
+    /// baresip quits after this many seconds.
+    pub secs: u32,
+    /// Keys typed on the phone after a delay (sent as baresip's account `dtmfmode` says).
+    pub keys: Option<(Duration, &'a str)>,
+    pub account_params: &'a str,
+    pub media_params: &'a str,
+    pub extra_config: &'a str,
+}
+
+impl Default for Phone<'_> {
+    fn default() -> Self {
+        Phone {
+            target: "",
+            codec: "PCMU",
+            user: "tester",
+            tone: 700.0,
+            source: None,
+            secs: 6,
+            keys: None,
+            account_params: "",
+            media_params: "",
+            extra_config: "",
+        }
+    }
+}
+
+/// Places `p` from baresip playing its tone and recording what it hears. Returns baresip's
+/// output and the received samples with their rate.
+pub fn baresip_call(dir: &Path, p: &Phone) -> (String, Vec<i16>, u32) {
     let conf = dir.join("conf");
     let snd = dir.join("snd");
     std::fs::create_dir_all(&conf).unwrap();
     std::fs::create_dir_all(&snd).unwrap();
-    let tone = dir.join("tone.wav");
+    let tone = match p.source {
+        Some(s) => s.to_owned(),
+        None => dir.join("tone.wav"),
+    };
     // baresip's file source does not resample: the tone is written at the codec's rate.
-    let rate = if codec.contains("/48000") {
+    let rate = if p.codec.contains("/48000") {
         48000
-    } else if codec.contains("/16000") {
+    } else if p.codec.contains("/16000") {
         16000
     } else {
         8000
     };
     // Opus is negotiated as two channels, and baresip's file source does not mix down.
-    let channels = if codec.ends_with("/2") { 2 } else { 1 };
-    write_tone_wav_channels(&tone, rate, channels, 700.0, 10.0, 0.5);
+    let channels = if p.codec.ends_with("/2") { 2 } else { 1 };
+    if p.source.is_none() {
+        write_tone_wav_channels(&tone, rate, channels, p.tone, p.secs as f64 + 5.0, 0.5);
+    }
     let (lo, hi) = port_range(100);
+    // Keys come from standard input (baresip's stdio module) when there are any.
+    let stdio = if p.keys.is_some() {
+        "module stdio.so\n"
+    } else {
+        ""
+    };
     std::fs::write(
         conf.join("config"),
         format!(
-            "poll_method epoll\nsip_listen 127.0.0.1:{lo}\naudio_source aufile,{}\naudio_player aufile,/dev/null\naudio_alert aufile,/dev/null\naudio_srate {rate}\naudio_channels {channels}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule g722.so\nmodule opus.so\nmodule srtp.so\nmodule aufile.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {}\nrtp_ports {}-{hi}\n{extra_config}",
+            "poll_method epoll\nsip_listen 127.0.0.1:{lo}\naudio_source aufile,{}\naudio_player aufile,/dev/null\naudio_alert aufile,/dev/null\naudio_srate {rate}\naudio_channels {channels}\nmodule_path /usr/lib/baresip/modules\n{stdio}module g711.so\nmodule g722.so\nmodule opus.so\nmodule srtp.so\nmodule aufile.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {}\nrtp_ports {}-{hi}\n{}",
             tone.display(),
             snd.display(),
-            lo + 2
+            lo + 2,
+            p.extra_config,
         ),
     )
     .unwrap();
     std::fs::write(
         conf.join("accounts"),
         format!(
-            "<sip:tester@127.0.0.1{account_params}>;regint=0;audio_codecs={codec}{media_params}\n"
+            "<sip:{}@127.0.0.1{}>;regint=0;audio_codecs={}{}\n",
+            p.user, p.account_params, p.codec, p.media_params
         ),
     )
     .unwrap();
-    let out = Command::new("baresip")
+    let mut child = Command::new("baresip")
         .arg("-f")
         .arg(&conf)
-        .args(["-e", &format!("/dial {target}"), "-t", "6"])
-        .output()
+        .args(["-e", &format!("/dial {}", p.target), "-t", &p.secs.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .expect("baresip (Debian package baresip-core) must be installed: run the README's test command");
+    let mut stdin = child.stdin.take().unwrap();
+    if let Some((after, keys)) = p.keys {
+        let keys = keys.to_owned();
+        let open_for = Duration::from_secs(p.secs as u64 + 2).saturating_sub(after);
+        std::thread::spawn(move || {
+            use std::io::Write;
+            std::thread::sleep(after);
+            let _ = stdin.write_all(keys.as_bytes());
+            let _ = stdin.flush();
+            // Keep standard input open until baresip quits.
+            std::thread::sleep(open_for);
+        });
+    }
+    let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stdout).into_owned();
     let dec = std::fs::read_dir(&snd)
         .unwrap()

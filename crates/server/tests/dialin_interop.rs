@@ -1,0 +1,297 @@
+//! Dial-in end to end with real peers: baresip and SIPp as phones, a headless Chromium page
+//! running openvidu-browser as the interviewer, audio checked by content (a distinct tone per
+//! side), and the call's webhooks and record.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+const SECRET: &str = "MY_SECRET";
+
+/// Creates `session` and sets its dial-in code.
+fn session_with_code(server: &Server, session: &str, pin: &str) {
+    let (st, _) = api(
+        server.http,
+        "POST",
+        "/openvidu/api/sessions",
+        SECRET,
+        &format!(r#"{{"customSessionId":"{session}"}}"#),
+    );
+    assert_eq!(st, 200);
+    let (st, body) = api(
+        server.http,
+        "POST",
+        &format!("/openvidu/api/sessions/{session}/dialin"),
+        SECRET,
+        &format!(r#"{{"pin":"{pin}"}}"#),
+    );
+    assert_eq!(st, 200, "{body}");
+}
+
+/// The event names the receiver accepted, in order.
+fn events(hooks: &WebhookReceiver) -> Vec<String> {
+    hooks
+        .accepted()
+        .iter()
+        .map(|(_, b)| b["event"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+fn calls(server: &Server) -> Vec<Value> {
+    let (st, body) = api(server.http, "GET", "/openvidu/api/calls", SECRET, "");
+    assert_eq!(st, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["content"].as_array().unwrap().clone()
+}
+
+/// Windows (20 ms) of `samples` in which `freq` dominates.
+fn share_of_windows(samples: &[i16], rate: u32, freq: f64) -> f64 {
+    let w = tone_windows(samples, rate, freq);
+    w.iter().filter(|x| **x).count() as f64 / w.len().max(1) as f64
+}
+
+#[test]
+fn a_phone_types_the_code_by_rfc4733_and_joins_heard_by_the_browser_and_hearing_it() {
+    let hooks = WebhookReceiver::start();
+    let server = Server::start(&["--webhook", &hooks.url, "--caller-id", "full"]);
+    session_with_code(&server, "interview", "482913");
+    let dir = scratch_dir("dialin-rfc4733");
+    // The interviewer's microphone plays 1000 Hz; the phone plays 700 Hz.
+    let browser_wav = dir.join("browser.wav");
+    write_tone_wav(&browser_wav, 48_000, 1000.0, 60.0, 0.5);
+    let url = format!("http://{}", server.http);
+    let wav = browser_wav.display().to_string();
+    let browser = std::thread::spawn(move || {
+        node(
+            "browser_phone.cjs",
+            &[&url, SECRET, "interview", &wav, "700,1000", "14"],
+        )
+    });
+    // The page publishes first; then the phone calls and types the code during the greeting.
+    std::thread::sleep(Duration::from_secs(5));
+    let target = format!("sip:dialin@{}", server.sip);
+    let (log, samples, rate) = baresip_call(
+        &dir.join("phone"),
+        &Phone {
+            target: &target,
+            user: "+15550100",
+            keys: Some((Duration::from_secs(3), "482913#")),
+            secs: 24,
+            ..Phone::default()
+        },
+    );
+    let out = browser.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser failed: {stderr}\nbaresip: {log}"
+    );
+    let heard: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The browser hears the phone's 700 Hz, and not its own 1000 Hz back.
+    let (p700, p1000) = (
+        heard["power"]["700"].as_f64().unwrap(),
+        heard["power"]["1000"].as_f64().unwrap(),
+    );
+    assert!(p700 > 1e-4, "phone tone too weak in the browser: {heard}");
+    assert!(
+        p700 > 100.0 * p1000,
+        "the browser hears its own tone: {heard}"
+    );
+    // The phone's connection shows its number (caller-id full).
+    assert!(
+        heard["phone"].as_str().unwrap().contains("+15550100"),
+        "{heard}"
+    );
+    // The phone, once joined, hears the browser's 1000 Hz and never its own 700 Hz.
+    assert!(
+        samples.len() > rate as usize * 15,
+        "recorded {}",
+        samples.len()
+    );
+    let joined = &samples[samples.len() - rate as usize * 8..samples.len() - rate as usize];
+    let browser_share = share_of_windows(joined, rate, 1000.0);
+    assert!(
+        browser_share > 0.8,
+        "browser tone in {browser_share} of windows"
+    );
+    let own = share_of_windows(&samples, rate, 700.0);
+    eprintln!(
+        "browser power at 700 Hz {p700:.2e}, at 1000 Hz {p1000:.2e}; phone: 1000 Hz in {:.0}% of \
+         windows once joined, 700 Hz in {:.1}% of all",
+        browser_share * 100.0,
+        own * 100.0
+    );
+    assert!(own < 0.01, "the phone hears itself in {own} of windows");
+    // The call record and the webhooks, in order.
+    let c = &calls(&server)[0];
+    assert_eq!(c["status"], "ended", "{c}");
+    assert_eq!(c["endReason"], "phoneHangup", "{c}");
+    assert_eq!(c["sessionId"], "interview");
+    assert_eq!(c["from"], "+15550100");
+    assert_eq!(c["media"]["audioCodec"], "PCMU");
+    assert!(c["connectionId"].as_str().unwrap().starts_with("con_"));
+    assert!(
+        c["quality"]["packetsReceived"].as_u64().unwrap() > 500,
+        "{c}"
+    );
+    wait_for("sipCallEnded", Duration::from_secs(10), || {
+        events(&hooks).contains(&"sipCallEnded".to_owned())
+    });
+    let ev = events(&hooks);
+    let pos = |name: &str| {
+        ev.iter()
+            .position(|e| e == name)
+            .unwrap_or_else(|| panic!("no {name} in {ev:?}"))
+    };
+    assert!(pos("sipCallIncoming") < pos("sipCallAnswered"), "{ev:?}");
+    assert!(pos("sipCallAnswered") < pos("sipPinAccepted"), "{ev:?}");
+    assert!(pos("sipPinAccepted") < pos("sipCallEnded"), "{ev:?}");
+    let accepted = hooks.accepted();
+    let phone_joined = accepted
+        .iter()
+        .map(|(_, b)| b)
+        .find(|b| b["event"] == "participantJoined" && b["platform"] == "SIP")
+        .expect("participantJoined of the phone");
+    assert_eq!(phone_joined["connectionId"], c["connectionId"]);
+    let phone_left = accepted
+        .iter()
+        .map(|(_, b)| b)
+        .find(|b| b["event"] == "participantLeft" && b["connectionId"] == c["connectionId"])
+        .expect("participantLeft of the phone");
+    assert_eq!(phone_left["reason"], "disconnect");
+    let ended = accepted
+        .iter()
+        .map(|(_, b)| b)
+        .find(|b| b["event"] == "sipCallEnded")
+        .unwrap();
+    assert_eq!(ended["reason"], "phoneHangup");
+    assert_eq!(ended["callId"], c["id"]);
+    assert!(ended["duration"].as_u64().unwrap() >= 15, "{ended}");
+    // The code never reaches the log above debug.
+    let logged = server.log.lock().unwrap().join("\n");
+    assert!(!logged.contains("482913"), "the code was logged");
+}
+
+#[test]
+fn three_wrong_codes_by_sip_info_end_the_call_with_pin_rejected() {
+    let hooks = WebhookReceiver::start();
+    let server = Server::start(&["--webhook", &hooks.url]);
+    session_with_code(&server, "guarded", "555123");
+    let dir = scratch_dir("dialin-info");
+    let s = sipp(
+        &dir,
+        &[
+            "-sf",
+            &scenario_path("uac_info_wrong_codes.xml"),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-mp",
+            &port_range(10).0.to_string(),
+            &server.sip.to_string(),
+        ],
+    );
+    assert_eq!((s.successful, s.failed), (1, 0), "{s:?}");
+    wait_for("sipCallEnded", Duration::from_secs(10), || {
+        events(&hooks).contains(&"sipCallEnded".to_owned())
+    });
+    let ev = events(&hooks);
+    let rejected = ev.iter().filter(|e| *e == "sipPinRejected").count();
+    assert_eq!(rejected, 3, "{ev:?}");
+    assert!(!ev.contains(&"sipPinAccepted".to_owned()), "{ev:?}");
+    assert!(!ev.contains(&"participantJoined".to_owned()), "{ev:?}");
+    let accepted = hooks.accepted();
+    let ended = &accepted.last().unwrap().1;
+    assert_eq!(ended["reason"], "pinRejected", "{ended}");
+    let c = &calls(&server)[0];
+    assert_eq!(c["endReason"], "pinRejected", "{c}");
+    assert_eq!(c["sessionId"], "", "{c}");
+    assert!(c["connectionId"].is_null(), "{c}");
+}
+
+/// The code as in-band tones (a phone that sends no RFC 4733 events), then a tone.
+fn inband_code_wav(path: &std::path::Path, code: &str) {
+    let rate = 8000usize;
+    let mut samples: Vec<i16> = vec![0; rate * 3];
+    let freqs = |d: char| -> (f64, f64) {
+        let rows = [697.0, 770.0, 852.0, 941.0];
+        let cols = [1209.0, 1336.0, 1477.0];
+        let keys = ["123", "456", "789", "*0#"];
+        for (r, k) in keys.iter().enumerate() {
+            if let Some(c) = k.find(d) {
+                return (rows[r], cols[c]);
+            }
+        }
+        panic!("not a key: {d}")
+    };
+    for d in code.chars() {
+        let (lo, hi) = freqs(d);
+        for i in 0..rate / 8 {
+            let t = i as f64 / rate as f64;
+            let v = 6000.0
+                * ((2.0 * std::f64::consts::PI * lo * t).sin()
+                    + (2.0 * std::f64::consts::PI * hi * t).sin());
+            samples.push(v as i16);
+        }
+        samples.extend(std::iter::repeat_n(0, rate / 8));
+    }
+    for i in 0..rate * 20 {
+        let t = i as f64 / rate as f64;
+        samples.push((12000.0 * (2.0 * std::f64::consts::PI * 700.0 * t).sin()) as i16);
+    }
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    for v in [16u32, 0x0001_0001, 8000, 16000, 0x0010_0002] {
+        w.extend_from_slice(&v.to_le_bytes());
+    }
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    w.extend_from_slice(&data);
+    std::fs::write(path, w).unwrap();
+}
+
+#[test]
+fn a_code_typed_as_inband_tones_joins_the_session() {
+    let hooks = WebhookReceiver::start();
+    // A real number as the dial-in number, written as people write it.
+    let server = Server::start(&[
+        "--webhook",
+        &hooks.url,
+        "--dialin-numbers",
+        "+1 (555) 010-0",
+    ]);
+    session_with_code(&server, "inband", "7310");
+    let dir = scratch_dir("dialin-inband");
+    let wav = dir.join("code.wav");
+    inband_code_wav(&wav, "7310#");
+    let target = format!("sip:+15550100@{}", server.sip);
+    let (log, _, _) = baresip_call(
+        &dir.join("phone"),
+        &Phone {
+            target: &target,
+            source: Some(&wav),
+            secs: 14,
+            ..Phone::default()
+        },
+    );
+    assert!(log.contains("Call established"), "{log}");
+    wait_for("sipCallEnded", Duration::from_secs(10), || {
+        events(&hooks).contains(&"sipCallEnded".to_owned())
+    });
+    let c = &calls(&server)[0];
+    assert_eq!(c["sessionId"], "inband", "{c}");
+    assert_eq!(c["endReason"], "phoneHangup", "{c}");
+    assert!(c["connectionId"].as_str().is_some(), "{c}");
+    let ev = events(&hooks);
+    assert!(ev.contains(&"sipPinAccepted".to_owned()), "{ev:?}");
+    assert!(ev.contains(&"participantJoined".to_owned()), "{ev:?}");
+}

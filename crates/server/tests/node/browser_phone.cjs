@@ -1,0 +1,60 @@
+// A headless Chromium page publishes a tone (Chromium's fake microphone reads a WAV file)
+// through the demo page, waits for the phone's stream to arrive, and measures what it
+// receives from the phone with WebAudio: the power at each asked-for frequency, averaged over
+// a few seconds. Prints one JSON line: {"phone": <connection data>, "power": {"700": …}}.
+// The page then stays in the session for <stay> seconds, still publishing, before it leaves.
+// Usage: node browser_phone.cjs <server url> <secret> <session> <tone.wav> <freq,freq…> <stay>
+'use strict';
+const browserKit = require('./browser.cjs');
+
+const [url, secret, session, wav, freqs, stay] = process.argv.slice(2);
+
+async function main() {
+  const browser = await browserKit.launch([`--use-file-for-fake-audio-capture=${wav}`]);
+  try {
+    const page = await browser.newPage();
+    page.on('pageerror', (e) => console.error('page error', e));
+    await page.goto(`${url}/?session=${session}&name=Interviewer&secret=${secret}&publish=1&join=1`);
+    await browserKit.waitFor(page, 'publishing', (ev) => ev.includes('publishing') || ev.some((e) => e.startsWith('cannot')), 20000);
+    console.error('browser: publishing');
+    // The phone's stream: its connection is the one of type SIP (platform SIP).
+    await browserKit.waitFor(page, "the phone's stream", (ev) => ev.some((e) => e.startsWith('playing')), 60000);
+    console.error('browser: playing the phone');
+    const result = await page.evaluate(async (freqs) => {
+      const sub = window.pbApp.subscribers[window.pbApp.subscribers.length - 1];
+      const ctx = new AudioContext();
+      await ctx.resume();
+      const src = ctx.createMediaStreamSource(sub.stream.getMediaStream());
+      const an = ctx.createAnalyser();
+      an.fftSize = 8192;
+      an.smoothingTimeConstant = 0;
+      src.connect(an);
+      const bins = new Float32Array(an.frequencyBinCount);
+      const hz = ctx.sampleRate / an.fftSize;
+      const sum = Object.fromEntries(freqs.map((f) => [f, 0]));
+      let n = 0;
+      for (let i = 0; i < 40; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        an.getFloatFrequencyData(bins);
+        for (const f of freqs) {
+          // The strongest bin within ±20 Hz, in linear power.
+          let best = -Infinity;
+          for (let b = Math.floor((f - 20) / hz); b <= Math.ceil((f + 20) / hz); b++) best = Math.max(best, bins[b]);
+          sum[f] += Math.pow(10, best / 10);
+        }
+        n++;
+      }
+      const power = Object.fromEntries(freqs.map((f) => [f, sum[f] / n]));
+      return { phone: sub.stream.connection.data, power };
+    }, freqs.split(',').map(Number));
+    console.log(JSON.stringify(result));
+    await new Promise((r) => setTimeout(r, Number(stay || 0) * 1000));
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
