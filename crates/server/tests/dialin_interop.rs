@@ -295,3 +295,198 @@ fn a_code_typed_as_inband_tones_joins_the_session() {
     assert!(ev.contains(&"sipPinAccepted".to_owned()), "{ev:?}");
     assert!(ev.contains(&"participantJoined".to_owned()), "{ev:?}");
 }
+
+/// Waits until the call record of `server` satisfies `done`; returns it.
+fn wait_for_call(server: &Server, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    wait_for(what, Duration::from_secs(20), || {
+        calls(server).first().is_some_and(&done)
+    });
+    calls(server)[0].clone()
+}
+
+#[test]
+fn the_api_steers_a_live_call_and_closing_the_session_hangs_it_up() {
+    let hooks = WebhookReceiver::start();
+    let server = Server::start(&["--webhook", &hooks.url]);
+    session_with_code(&server, "steered", "246810");
+    let dir = scratch_dir("dialin-steered");
+    let target = format!("sip:dialin@{}", server.sip);
+    let phone = std::thread::spawn(move || {
+        baresip_call(
+            &dir,
+            &Phone {
+                target: &target,
+                keys: Some((Duration::from_secs(2), "246810#")),
+                secs: 20,
+                ..Phone::default()
+            },
+        )
+    });
+    let c = wait_for_call(&server, "the phone to join", |c| c["status"] == "answered");
+    let id = c["id"].as_str().unwrap().to_owned();
+    let path = format!("/openvidu/api/calls/{id}");
+    // The session lists the phone as a SIP connection publishing audio.
+    let (st, body) = api(
+        server.http,
+        "GET",
+        "/openvidu/api/sessions/steered",
+        SECRET,
+        "",
+    );
+    assert_eq!(st, 200);
+    let session: Value = serde_json::from_str(&body).unwrap();
+    let conn = &session["connections"]["content"][0];
+    assert_eq!(conn["type"], "SIP", "{conn}");
+    assert_eq!(conn["platform"], "SIP", "{conn}");
+    assert_eq!(conn["connectionId"], c["connectionId"]);
+    assert_eq!(
+        conn["publishers"][0]["mediaOptions"]["hasAudio"], true,
+        "{conn}"
+    );
+    assert_eq!(
+        conn["clientData"], "phone",
+        "masked caller id of a short number: {conn}"
+    );
+    // PATCH: mute and a subset; bad input is refused and changes nothing.
+    let (st, body) = api(
+        server.http,
+        "PATCH",
+        &path,
+        SECRET,
+        r#"{"muted": true, "audioSubscriptions": ["str_MIC_x_con_y"]}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    let patched: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(patched["muted"], true);
+    assert_eq!(patched["audioSubscriptions"][0], "str_MIC_x_con_y");
+    let (st, _) = api(server.http, "PATCH", &path, SECRET, r#"{"muted": "yes"}"#);
+    assert_eq!(st, 400);
+    let (st, _) = api(
+        server.http,
+        "PATCH",
+        &path,
+        SECRET,
+        r#"{"audioSubscriptions": 3}"#,
+    );
+    assert_eq!(st, 400);
+    let (st, _) = api(
+        server.http,
+        "POST",
+        &format!("{path}/dtmf"),
+        SECRET,
+        r#"{"digits": "1x"}"#,
+    );
+    assert_eq!(st, 400);
+    let (st, body) = api(
+        server.http,
+        "POST",
+        &format!("{path}/dtmf"),
+        SECRET,
+        r#"{"digits": "12#"}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    let (st, _) = api(
+        server.http,
+        "PATCH",
+        "/openvidu/api/calls/CALL_none",
+        SECRET,
+        "{}",
+    );
+    assert_eq!(st, 404);
+    assert_eq!(calls(&server)[0]["muted"], true);
+    // Closing the session ends the call: BYE to the phone, reason sessionClosed.
+    let (st, _) = api(
+        server.http,
+        "DELETE",
+        "/openvidu/api/sessions/steered",
+        SECRET,
+        "",
+    );
+    assert_eq!(st, 204);
+    let c = wait_for_call(&server, "the call to end", |c| c["status"] == "ended");
+    assert_eq!(c["endReason"], "sessionClosed", "{c}");
+    let (log, _, _) = phone.join().unwrap();
+    assert!(
+        log.contains("terminated"),
+        "the phone was not hung up: {log}"
+    );
+    wait_for("sipCallEnded", Duration::from_secs(10), || {
+        events(&hooks).contains(&"sipCallEnded".to_owned())
+    });
+    let accepted = hooks.accepted();
+    let left = accepted
+        .iter()
+        .map(|(_, b)| b)
+        .find(|b| b["event"] == "participantLeft" && b["connectionId"] == c["connectionId"])
+        .expect("participantLeft of the phone");
+    assert_eq!(left["reason"], "sessionClosedByServer");
+    // The REST API requires the secret for calls too.
+    let (st, _) = api(server.http, "GET", "/openvidu/api/calls", "wrong", "");
+    assert_eq!(st, 401);
+}
+
+#[test]
+fn after_a_crash_live_calls_are_recorded_as_server_restart_and_codes_still_work() {
+    let data = scratch_dir("dialin-restart-data");
+    let data_arg = data.display().to_string();
+    let mut server = Server::start(&["--data-dir", &data_arg]);
+    session_with_code(&server, "durable", "135790");
+    let dir = scratch_dir("dialin-restart");
+    let target = format!("sip:dialin@{}", server.sip);
+    let phone = std::thread::spawn(move || {
+        baresip_call(
+            &dir,
+            &Phone {
+                target: &target,
+                secs: 8,
+                ..Phone::default()
+            },
+        )
+    });
+    wait_for_call(&server, "the call in the voice menu", |c| {
+        c["status"] == "ivr"
+    });
+    server.kill();
+    let _ = phone.join();
+    let server = Server::start(&["--data-dir", &data_arg]);
+    let c = &calls(&server)[0];
+    assert_eq!(c["status"], "ended", "{c}");
+    assert_eq!(c["endReason"], "serverRestart", "{c}");
+    let (st, body) = api(
+        server.http,
+        "GET",
+        "/openvidu/api/sessions/durable/dialin",
+        SECRET,
+        "",
+    );
+    assert_eq!(st, 200);
+    assert!(body.contains("135790"), "{body}");
+    // The code joins its session even though the session itself did not survive.
+    let dir = scratch_dir("dialin-restart-again");
+    let target = format!("sip:dialin@{}", server.sip);
+    let phone = std::thread::spawn(move || {
+        baresip_call(
+            &dir,
+            &Phone {
+                target: &target,
+                keys: Some((Duration::from_secs(2), "135790#")),
+                secs: 14,
+                ..Phone::default()
+            },
+        )
+    });
+    wait_for("the phone to join again", Duration::from_secs(20), || {
+        calls(&server)
+            .iter()
+            .any(|c| c["status"] == "answered" && c["sessionId"] == "durable")
+    });
+    let (st, _) = api(
+        server.http,
+        "GET",
+        "/openvidu/api/sessions/durable",
+        SECRET,
+        "",
+    );
+    assert_eq!(st, 200);
+    let _ = phone.join();
+}

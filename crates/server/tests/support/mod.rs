@@ -110,6 +110,12 @@ impl Server {
         }
     }
 
+    /// Kills the process at once (SIGKILL), as a crash or power loss would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn metrics(&self) -> String {
         http_get(self.http, "/metrics")
     }
