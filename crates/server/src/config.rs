@@ -382,6 +382,12 @@ impl Config {
                     .collect::<Vec<_>>(),
             )
         };
+        let cidrs = |s: &str| -> Option<Vec<Cidr>> {
+            s.split(',')
+                .filter(|x| !x.trim().is_empty())
+                .map(|x| x.parse::<Cidr>().ok())
+                .collect()
+        };
         let cfg = Config {
             http: r.parse("http", "0.0.0.0:4443", "ADDR:PORT", addr)?,
             sip: r.parse("sip", "0.0.0.0:5060", "ADDR:PORT", addr)?,
@@ -446,12 +452,7 @@ impl Config {
                 "trusted-sources",
                 "127.0.0.0/8,::1",
                 "a comma-separated list of CIDR blocks",
-                |s| {
-                    s.split(',')
-                        .filter(|x| !x.trim().is_empty())
-                        .map(|x| x.parse::<Cidr>().ok())
-                        .collect()
-                },
+                cidrs,
             )?,
             max_calls: r.parse("max-calls", "1000", "a positive integer", |s| {
                 s.parse().ok().filter(|n| *n > 0)
@@ -506,12 +507,7 @@ impl Config {
                     "dialin-sources",
                     "",
                     "a comma-separated list of CIDR blocks",
-                    |s| {
-                        s.split(',')
-                            .filter(|x| !x.trim().is_empty())
-                            .map(|x| x.parse::<Cidr>().ok())
-                            .collect()
-                    },
+                    cidrs,
                 )?),
             },
             caller_id: r.parse(

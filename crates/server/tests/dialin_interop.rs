@@ -181,22 +181,7 @@ fn three_wrong_codes_by_sip_info_end_the_call_with_pin_rejected() {
     let server = Server::start(&["--webhook", &hooks.url]);
     session_with_code(&server, "guarded", "555123");
     let dir = scratch_dir("dialin-info");
-    let s = sipp(
-        &dir,
-        &[
-            "-sf",
-            &scenario_path("uac_info_wrong_codes.xml"),
-            "-m",
-            "1",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-mp",
-            &port_range(10).0.to_string(),
-            &server.sip.to_string(),
-        ],
-    );
+    let s = one_scenario_call(&server, &dir, "uac_info_wrong_codes.xml");
     assert_eq!((s.successful, s.failed), (1, 0), "{s:?}");
     wait_for("sipCallEnded", Duration::from_secs(10), || {
         events(&hooks).contains(&"sipCallEnded".to_owned())
@@ -296,6 +281,28 @@ fn a_code_typed_as_inband_tones_joins_the_session() {
     assert!(ev.contains(&"participantJoined".to_owned()), "{ev:?}");
 }
 
+/// A baresip phone calling the dial-in number of `server`, typing `keys` two seconds in, for
+/// `secs` seconds, on its own thread.
+fn dial_in(
+    server: &Server,
+    dir: std::path::PathBuf,
+    keys: Option<&'static str>,
+    secs: u32,
+) -> std::thread::JoinHandle<(String, Vec<i16>, u32)> {
+    let target = format!("sip:dialin@{}", server.sip);
+    std::thread::spawn(move || {
+        baresip_call(
+            &dir,
+            &Phone {
+                target: &target,
+                keys: keys.map(|k| (Duration::from_secs(2), k)),
+                secs,
+                ..Phone::default()
+            },
+        )
+    })
+}
+
 /// Waits until the call record of `server` satisfies `done`; returns it.
 fn wait_for_call(server: &Server, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     wait_for(what, Duration::from_secs(20), || {
@@ -309,19 +316,7 @@ fn the_api_steers_a_live_call_and_closing_the_session_hangs_it_up() {
     let hooks = WebhookReceiver::start();
     let server = Server::start(&["--webhook", &hooks.url]);
     session_with_code(&server, "steered", "246810");
-    let dir = scratch_dir("dialin-steered");
-    let target = format!("sip:dialin@{}", server.sip);
-    let phone = std::thread::spawn(move || {
-        baresip_call(
-            &dir,
-            &Phone {
-                target: &target,
-                keys: Some((Duration::from_secs(2), "246810#")),
-                secs: 20,
-                ..Phone::default()
-            },
-        )
-    });
+    let phone = dial_in(&server, scratch_dir("dialin-steered"), Some("246810#"), 20);
     let c = wait_for_call(&server, "the phone to join", |c| c["status"] == "answered");
     let id = c["id"].as_str().unwrap().to_owned();
     let path = format!("/openvidu/api/calls/{id}");
@@ -431,18 +426,7 @@ fn after_a_crash_live_calls_are_recorded_as_server_restart_and_codes_still_work(
     let data_arg = data.display().to_string();
     let mut server = Server::start(&["--data-dir", &data_arg]);
     session_with_code(&server, "durable", "135790");
-    let dir = scratch_dir("dialin-restart");
-    let target = format!("sip:dialin@{}", server.sip);
-    let phone = std::thread::spawn(move || {
-        baresip_call(
-            &dir,
-            &Phone {
-                target: &target,
-                secs: 8,
-                ..Phone::default()
-            },
-        )
-    });
+    let phone = dial_in(&server, scratch_dir("dialin-restart"), None, 8);
     wait_for_call(&server, "the call in the voice menu", |c| {
         c["status"] == "ivr"
     });
@@ -462,19 +446,12 @@ fn after_a_crash_live_calls_are_recorded_as_server_restart_and_codes_still_work(
     assert_eq!(st, 200);
     assert!(body.contains("135790"), "{body}");
     // The code joins its session even though the session itself did not survive.
-    let dir = scratch_dir("dialin-restart-again");
-    let target = format!("sip:dialin@{}", server.sip);
-    let phone = std::thread::spawn(move || {
-        baresip_call(
-            &dir,
-            &Phone {
-                target: &target,
-                keys: Some((Duration::from_secs(2), "135790#")),
-                secs: 14,
-                ..Phone::default()
-            },
-        )
-    });
+    let phone = dial_in(
+        &server,
+        scratch_dir("dialin-restart-again"),
+        Some("135790#"),
+        14,
+    );
     wait_for("the phone to join again", Duration::from_secs(20), || {
         calls(&server)
             .iter()

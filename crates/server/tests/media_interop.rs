@@ -22,26 +22,6 @@ fn logged_digits(server: &Server) -> String {
 }
 
 /// One call of a SIPp scenario to the server, with SIPp's media on a port of its own.
-fn one_scenario_call(server: &Server, dir: &std::path::Path, scenario: &str) -> SippStats {
-    let (media_port, _) = port_range(10);
-    sipp(
-        dir,
-        &[
-            "-sf",
-            &scenario_path(scenario),
-            &server.sip.to_string(),
-            "-m",
-            "1",
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-mp",
-            &media_port.to_string(),
-        ],
-    )
-}
-
 #[test]
 fn sipp_pcma_capture_and_rfc2833_digits_reach_the_echo_user() {
     let server = Server::start(&[]);

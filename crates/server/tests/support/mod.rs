@@ -160,6 +160,28 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     d
 }
 
+/// One call of the SIPp `scenario` (in `tests/sipp/`) against `server`, media on a port of
+/// its own.
+pub fn one_scenario_call(server: &Server, dir: &std::path::Path, scenario: &str) -> SippStats {
+    let (media_port, _) = port_range(10);
+    sipp(
+        dir,
+        &[
+            "-sf",
+            &scenario_path(scenario),
+            &server.sip.to_string(),
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-mp",
+            &media_port.to_string(),
+        ],
+    )
+}
+
 /// Outcome of a SIPp run, from its `-trace_stat` CSV.
 #[derive(Debug)]
 pub struct SippStats {
