@@ -642,7 +642,7 @@ impl MediaHandler for Sfu {
 }
 
 /// The publisher's connection id inside a stream id (`str_<TYP>_<4>_<connectionId>`).
-fn publisher_of(stream: &str) -> Option<&str> {
+pub fn publisher_of(stream: &str) -> Option<&str> {
     let parts: Vec<&str> = stream.splitn(4, '_').collect();
     (parts.len() == 4 && parts[0] == "str").then(|| parts[3])
 }

@@ -886,11 +886,8 @@ impl Gateway {
     }
 
     fn dtmf(&mut self, h: CallHandle, digits: &str) -> Result<CallRecord, ApiError> {
-        if digits.is_empty()
-            || !digits
-                .chars()
-                .all(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(c))
-        {
+        let is_key = |c: char| phonebridge_media::tone::dtmf_frequencies(c).is_some();
+        if digits.is_empty() || !digits.chars().all(is_key) {
             return Err(ApiError::BadRequest(
                 "digits must be 0-9, *, # or A-D".into(),
             ));

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use phonebridge_rooms::rpc::{self, Peer};
-use phonebridge_rooms::sfu::{Sfu, SfuStats, TappedAudio};
+use phonebridge_rooms::sfu::{publisher_of, Sfu, SfuStats, TappedAudio};
 use phonebridge_rooms::{LeaveReason, Output, Rooms, RoomsError, SessionProps};
 use serde_json::Value;
 use tokio::net::UdpSocket;
@@ -199,18 +199,11 @@ impl Hub {
         let (session, stream, seq) = (tap.session.clone(), tap.stream.clone(), tap.seq);
         self.sfu.write_local_audio(now(), connection, ts, payload);
         let shared: Arc<[u8]> = payload.into();
-        for other in self.by_session.get(&session).into_iter().flatten() {
-            if other == connection {
-                continue;
-            }
-            if let Some(t) = self.phones.get(other) {
-                let _ = t.leg.send(LegCommand::SessionAudio {
-                    stream: stream.clone(),
-                    seq,
-                    payload: shared.clone(),
-                });
-            }
-        }
+        self.to_phones(&session, connection, || LegCommand::SessionAudio {
+            stream: stream.clone(),
+            seq,
+            payload: shared.clone(),
+        });
         self.send_datagrams();
     }
 
@@ -229,25 +222,36 @@ impl Hub {
             }
         }
         let (session, stream) = &self.streams[&a.publisher];
-        for phone in self.by_session.get(session).into_iter().flatten() {
-            if let Some(t) = self.phones.get(phone) {
-                let _ = t.leg.send(LegCommand::SessionAudio {
-                    stream: stream.clone(),
-                    seq: a.seq,
-                    payload: a.payload.clone(),
-                });
-            }
-        }
+        self.to_phones(session, &a.publisher, || LegCommand::SessionAudio {
+            stream: stream.clone(),
+            seq: a.seq,
+            payload: a.payload.clone(),
+        });
     }
 
-    /// A publisher's stream ended: phones forget it as a source.
+    /// A publisher's stream ended (a browser's, or a phone's): the session's other phones
+    /// forget it as a source.
     fn source_gone(&mut self, publisher: &str) {
-        let Some((session, stream)) = self.streams.remove(publisher) else {
-            return;
+        let (session, stream) = match self.streams.remove(publisher) {
+            Some(x) => x,
+            None => match self.phones.get(publisher) {
+                Some(t) => (t.session.clone(), t.stream.clone()),
+                None => return,
+            },
         };
-        for phone in self.by_session.get(&session).into_iter().flatten() {
+        self.to_phones(&session, publisher, || {
+            LegCommand::SourceGone(stream.to_string())
+        });
+    }
+
+    /// Sends `make()` to the leg of every phone in `session` but `except`.
+    fn to_phones(&self, session: &str, except: &str, make: impl Fn() -> LegCommand) {
+        for phone in self.by_session.get(session).into_iter().flatten() {
+            if phone == except {
+                continue;
+            }
             if let Some(t) = self.phones.get(phone) {
-                let _ = t.leg.send(LegCommand::SourceGone(stream.to_string()));
+                let _ = t.leg.send(make());
             }
         }
     }
@@ -298,15 +302,10 @@ impl Hub {
                     }
                 }
                 Output::ParticipantGone { connection, reason } => {
+                    // Phones hear each other through the hub, not the SFU: a phone that
+                    // leaves is forgotten as a source before its tap goes.
                     self.source_gone(&connection);
-                    if let Some(tap) = self.forget_phone(&connection) {
-                        // Phones hear each other through the hub, not the SFU.
-                        let phone_stream = tap.stream.to_string();
-                        for other in self.by_session.get(&tap.session).into_iter().flatten() {
-                            if let Some(t) = self.phones.get(other) {
-                                let _ = t.leg.send(LegCommand::SourceGone(phone_stream.clone()));
-                            }
-                        }
+                    if self.forget_phone(&connection).is_some() {
                         if let Some(f) = &self.phone_gone {
                             f(connection.clone(), reason);
                         }
@@ -315,7 +314,7 @@ impl Hub {
                         .on_rooms_output(&Output::ParticipantGone { connection, reason });
                 }
                 Output::StreamEnded { stream } => {
-                    if let Some(publisher) = stream.splitn(4, '_').nth(3) {
+                    if let Some(publisher) = publisher_of(&stream) {
                         self.source_gone(publisher);
                     }
                     self.sfu.on_rooms_output(&Output::StreamEnded { stream });

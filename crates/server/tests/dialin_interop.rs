@@ -200,48 +200,19 @@ fn three_wrong_codes_by_sip_info_end_the_call_with_pin_rejected() {
     assert!(c["connectionId"].is_null(), "{c}");
 }
 
-/// The code as in-band tones (a phone that sends no RFC 4733 events), then a tone.
+/// The code as in-band tones (a phone that sends no RFC 4733 events): 3 s of silence, each
+/// key 125 ms on and 125 ms off, then 20 s of 700 Hz.
 fn inband_code_wav(path: &std::path::Path, code: &str) {
-    let rate = 8000usize;
+    let rate = 8000;
     let mut samples: Vec<i16> = vec![0; rate * 3];
-    let freqs = |d: char| -> (f64, f64) {
-        let rows = [697.0, 770.0, 852.0, 941.0];
-        let cols = [1209.0, 1336.0, 1477.0];
-        let keys = ["123", "456", "789", "*0#"];
-        for (r, k) in keys.iter().enumerate() {
-            if let Some(c) = k.find(d) {
-                return (rows[r], cols[c]);
-            }
-        }
-        panic!("not a key: {d}")
-    };
     for d in code.chars() {
-        let (lo, hi) = freqs(d);
-        for i in 0..rate / 8 {
-            let t = i as f64 / rate as f64;
-            let v = 6000.0
-                * ((2.0 * std::f64::consts::PI * lo * t).sin()
-                    + (2.0 * std::f64::consts::PI * hi * t).sin());
-            samples.push(v as i16);
-        }
+        phonebridge_media::Tone::dtmf(rate as u32, d, 6000.0)
+            .expect("a key")
+            .fill(rate / 8, &mut samples);
         samples.extend(std::iter::repeat_n(0, rate / 8));
     }
-    for i in 0..rate * 20 {
-        let t = i as f64 / rate as f64;
-        samples.push((12000.0 * (2.0 * std::f64::consts::PI * 700.0 * t).sin()) as i16);
-    }
-    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-    let mut w = Vec::new();
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32, 0x0001_0001, 8000, 16000, 0x0010_0002] {
-        w.extend_from_slice(&v.to_le_bytes());
-    }
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    w.extend_from_slice(&data);
-    std::fs::write(path, w).unwrap();
+    phonebridge_media::Tone::sine(rate as u32, 700.0, 12000.0).fill(rate * 20, &mut samples);
+    write_wav(path, rate as u32, 1, &samples);
 }
 
 #[test]

@@ -266,16 +266,20 @@ pub fn write_tone_wav_channels(
     amplitude: f64,
 ) {
     let n = (rate as f64 * secs) as usize;
-    let mut data = Vec::with_capacity(n * 2 * channels as usize);
+    let mut samples = Vec::with_capacity(n * channels as usize);
     for i in 0..n {
         let v = (amplitude
             * 32767.0
             * (2.0 * std::f64::consts::PI * freq * i as f64 / rate as f64).sin())
             as i16;
-        for _ in 0..channels {
-            data.extend_from_slice(&v.to_le_bytes());
-        }
+        samples.extend(std::iter::repeat_n(v, channels as usize));
     }
+    write_wav(path, rate, channels, &samples);
+}
+
+/// Writes 16-bit PCM `samples` (interleaved when `channels` > 1) as a WAV file.
+pub fn write_wav(path: &Path, rate: u32, channels: u16, samples: &[i16]) {
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
     let block = 2 * channels;
     let mut w = Vec::new();
     w.extend_from_slice(b"RIFF");
