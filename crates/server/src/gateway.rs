@@ -695,6 +695,8 @@ impl Gateway {
                     hub,
                     first_ts,
                 })));
+                // What the API set while the caller was in the menu holds from the join on.
+                steer(&leg, &r);
                 self.by_connection.insert(connection, h);
                 self.store(&r);
             }
@@ -868,19 +870,15 @@ impl Gateway {
         let leg = c.leg.as_ref().map(MediaLeg::sender);
         let d = c.dialin().ok_or(ApiError::NotFound)?;
         if let Some(subs) = audio_subscriptions {
-            d.record.audio_subscriptions = subs.clone();
-            if let Some(leg) = &leg {
-                let set = subs.map(|v| v.into_iter().collect::<HashSet<_>>());
-                let _ = leg.send(Command::Subscriptions(set));
-            }
+            d.record.audio_subscriptions = subs;
         }
         if let Some(m) = muted {
             d.record.muted = m;
-            if let Some(leg) = &leg {
-                let _ = leg.send(Command::Mute(m));
-            }
         }
         let r = d.record.clone();
+        if let Some(leg) = &leg {
+            steer(leg, &r);
+        }
         self.store(&r);
         Ok(r)
     }
@@ -1027,6 +1025,17 @@ impl crate::sip_driver::App for Gateway {
             | Event::RegistrationFailed { .. } => {}
         }
     }
+}
+
+/// Tells a leg what its call's record says the phone hears and whether it is muted (a leg
+/// not yet in the session ignores this; the join repeats it).
+fn steer(leg: &mpsc::UnboundedSender<Command>, r: &CallRecord) {
+    let set = r
+        .audio_subscriptions
+        .clone()
+        .map(|v| v.into_iter().collect::<HashSet<_>>());
+    let _ = leg.send(Command::Subscriptions(set));
+    let _ = leg.send(Command::Mute(r.muted));
 }
 
 fn parse(body: &[u8]) -> Result<SessionDescription, String> {
