@@ -235,6 +235,20 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (udp, tcp) = bind_sip(cfg.sip).await?;
     let sip_addr = udp.local_addr()?;
+    let sip_tls = match &cfg.sip_tls {
+        Some((addr, cert, key)) => {
+            let server = tls::server_config(cert, key)?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot bind SIP TLS {addr}"))?;
+            Some((listener, server))
+        }
+        None => None,
+    };
+    let sip_tls_addr = match &sip_tls {
+        Some((l, _)) => Some(l.local_addr()?),
+        None => None,
+    };
     let http = tokio::net::TcpListener::bind(cfg.http)
         .await
         .with_context(|| format!("cannot bind HTTP {}", cfg.http))?;
@@ -288,6 +302,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let gateway = gateway::Gateway::new(
         gateway::GatewayConfig {
             bind_ip: sip_addr.ip(),
+            sip_port: sip_addr.port(),
+            sip_tls_port: sip_tls_addr.map(|a| a.port()),
             public_ip: cfg.public_ip,
             caps: phonebridge_sdp::Capabilities {
                 srtp: cfg.srtp,
@@ -393,8 +409,18 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         next_conn.clone(),
         metrics.clone(),
     );
-    // Outbound TLS (to peers whose connection is gone) verifies against the system roots.
-    driver = driver.with_tls_client(tls::client_config(None)?, &[]);
+    // Outbound TLS verifies against the system roots: trunks by their host names, other
+    // peers by the names dial-out resolved (or their addresses).
+    let trunk_names: Vec<(SocketAddr, String)> = trunks
+        .iter()
+        .filter(|(t, _)| t.transport == phonebridge_sip::TransportKind::Tls)
+        .filter(|(t, _)| {
+            t.host().parse::<std::net::IpAddr>().is_err() && !t.host().starts_with('[')
+        })
+        .map(|(t, addr)| (*addr, t.host().to_owned()))
+        .collect();
+    driver = driver.with_tls_client(tls::client_config(None)?, &trunk_names);
+    let tls_names = driver.tls_names();
     tokio::spawn(sip_driver::accept_loop(
         tcp,
         None,
@@ -402,14 +428,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         next_conn.clone(),
         cfg.tcp_max_connections,
     ));
-    let mut sip_tls_addr = None;
-    if let Some((addr, cert, key)) = &cfg.sip_tls {
-        let server = tls::server_config(cert, key)?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot bind SIP TLS {addr}"))?;
+    if let Some((listener, server)) = sip_tls {
         let bound = listener.local_addr()?;
-        sip_tls_addr = Some(bound);
         driver = driver.with_tls_port(bound.port());
         let acceptor = tokio_rustls::TlsAcceptor::from(server);
         tokio::spawn(sip_driver::accept_loop(
@@ -427,14 +447,17 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         outbox: outbox.clone(),
         sfu: sfu_stats,
     })
-    .merge(rest::router(rest::RestState::new(
-        rooms.clone(),
-        &cfg.secret,
-        outbox,
-        &public_url,
-        store,
-        to_gateway,
-    )))
+    .merge(rest::router(
+        rest::RestState::new(
+            rooms.clone(),
+            &cfg.secret,
+            outbox,
+            &public_url,
+            store,
+            to_gateway,
+        )
+        .with_trunks(trunks.clone(), tls_names),
+    ))
     .merge(ws::router(rooms))
     .merge(page::router());
     page::ensure_installed();

@@ -33,6 +33,10 @@ pub(crate) struct RestState {
     pub(crate) store: Arc<Store>,
     /// The SIP gateway, which owns live calls.
     pub(crate) gateway: tokio::sync::mpsc::UnboundedSender<crate::gateway::GatewayMsg>,
+    /// The configured trunks with their resolved addresses, for dial-out.
+    pub(crate) trunks: Arc<[(crate::trunks::Trunk, std::net::SocketAddr)]>,
+    /// Server names to verify on outbound TLS, shared with the SIP driver.
+    pub(crate) tls_names: crate::sip_driver::TlsNames,
 }
 
 impl RestState {
@@ -52,7 +56,20 @@ impl RestState {
             public_url: public_url.into(),
             store,
             gateway,
+            trunks: Arc::from(Vec::new()),
+            tls_names: Default::default(),
         }
+    }
+
+    /// Dial-out goes through these trunks, and names TLS servers in `tls_names`.
+    pub(crate) fn with_trunks(
+        mut self,
+        trunks: Vec<(crate::trunks::Trunk, std::net::SocketAddr)>,
+        tls_names: crate::sip_driver::TlsNames,
+    ) -> Self {
+        self.trunks = trunks.into();
+        self.tls_names = tls_names;
+        self
     }
 }
 
@@ -76,6 +93,7 @@ pub(crate) fn router(state: RestState) -> Router {
             "/sessions/{id}/dialin",
             post(set_dialin).get(get_dialin).delete(delete_dialin),
         )
+        .route("/sessions/{id}/calls", post(rest_calls::place_call))
         .route("/calls", get(rest_calls::list_calls))
         .route(
             "/calls/{id}",
@@ -157,7 +175,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// An error response: OpenVidu's JSON body for 400/406/500, an empty body otherwise.
 pub(crate) fn error(status: StatusCode, message: &str, path: &str) -> Response {
-    if matches!(status.as_u16(), 400 | 406 | 500) {
+    if matches!(status.as_u16(), 400 | 406 | 500 | 503) {
         let body = json!({
             "timestamp": now_ms(),
             "status": status.as_u16(),

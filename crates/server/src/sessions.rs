@@ -120,23 +120,28 @@ impl Hub {
         self.send_datagrams();
     }
 
-    /// A phone call joins `session_id` (created if it does not exist: a dial-in code outlives
-    /// the session it was made for, e.g. across a restart). Returns the connection and its
-    /// stream.
+    /// A phone call joins `session_id`; with `create`, the session is created if it does not
+    /// exist (a dial-in code outlives the session it was made for, e.g. across a restart).
+    /// Returns the connection and its stream.
     pub(crate) fn join_phone(
         &mut self,
         now_ms: u64,
         session_id: &str,
+        create: bool,
         data: (&str, &str),
         ip: &str,
         leg: mpsc::UnboundedSender<LegCommand>,
-    ) -> Result<(String, String), RoomsError> {
+    ) -> Result<(String, String), JoinError> {
+        let failed = |e: RoomsError| JoinError::Failed(e.to_string());
         if self.rooms.session(session_id).is_none() {
+            if !create {
+                return Err(JoinError::SessionGone);
+            }
             let props = SessionProps {
                 custom_session_id: Some(session_id.to_owned()),
                 ..SessionProps::default()
             };
-            self.rooms.create_session(now_ms, props)?;
+            self.rooms.create_session(now_ms, props).map_err(failed)?;
         }
         let (server_data, client_data) = data;
         let joined = self
@@ -146,7 +151,7 @@ impl Hub {
             Ok(x) => x,
             Err(e) => {
                 self.flush(now_ms);
-                return Err(e);
+                return Err(failed(e));
             }
         };
         self.sfu.add_local_publisher(&connection);
@@ -335,6 +340,14 @@ impl Hub {
             }
         }
     }
+}
+
+/// Why a phone could not join its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JoinError {
+    /// The session was closed (and is not to be recreated).
+    SessionGone,
+    Failed(String),
 }
 
 /// Wall-clock milliseconds since the Unix epoch.

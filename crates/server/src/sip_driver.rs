@@ -105,6 +105,9 @@ pub(crate) struct SipMetrics {
 
 pub(crate) type SharedMetrics = Arc<Mutex<SipMetrics>>;
 
+/// The server name to verify per remote address on outbound TLS (default: the address).
+pub(crate) type TlsNames = Arc<Mutex<HashMap<SocketAddr, String>>>;
+
 struct Conn {
     transport: TransportKind,
     remote: SocketAddr,
@@ -127,7 +130,7 @@ pub(crate) struct Driver<A> {
     metrics: SharedMetrics,
     /// Outbound TLS: the client config, and the name to verify per remote address.
     tls_client: Option<Arc<rustls::ClientConfig>>,
-    tls_names: HashMap<SocketAddr, String>,
+    tls_names: TlsNames,
     /// The port we accept SIP over TLS on, if we do.
     tls_port: Option<u16>,
     buf: Vec<u8>,
@@ -164,7 +167,7 @@ impl<A: App> Driver<A> {
             next_conn,
             metrics,
             tls_client: None,
-            tls_names: HashMap::new(),
+            tls_names: TlsNames::default(),
             tls_port: None,
             buf: vec![0u8; 65536],
             reg_names: HashMap::new(),
@@ -211,8 +214,15 @@ impl<A: App> Driver<A> {
         names: &[(SocketAddr, String)],
     ) -> Self {
         self.tls_client = Some(cfg);
-        self.tls_names.extend(names.iter().cloned());
+        if let Ok(mut n) = self.tls_names.lock() {
+            n.extend(names.iter().cloned());
+        }
         self
+    }
+
+    /// The server names to verify per remote address on outbound TLS, to add to later.
+    pub(crate) fn tls_names(&self) -> TlsNames {
+        self.tls_names.clone()
     }
 
     /// Our address as `remote` should see it: the public IP if configured, else the bound
@@ -478,8 +488,9 @@ impl<A: App> Driver<A> {
                         Some(cfg) => {
                             let name = self
                                 .tls_names
-                                .get(&peer.remote)
-                                .cloned()
+                                .lock()
+                                .ok()
+                                .and_then(|n| n.get(&peer.remote).cloned())
                                 .unwrap_or_else(|| peer.remote.ip().to_string());
                             Some((tokio_rustls::TlsConnector::from(cfg.clone()), name))
                         }

@@ -116,10 +116,7 @@ impl Trunk {
                 at("register-expires")
             ),
         };
-        let host = address
-            .rsplit_once(':')
-            .filter(|(_, p)| p.parse::<u16>().is_ok())
-            .map_or(address.as_str(), |(h, _)| h);
+        let host = host_of(&address);
         let from = match string("from")? {
             Some(f) => Uri::parse(&f)
                 .ok()
@@ -200,6 +197,40 @@ impl Trunk {
     pub(crate) fn credentials(&self) -> Option<(String, String)> {
         self.username.clone().zip(self.password.clone())
     }
+
+    /// The host of the trunk's address (the TLS server name).
+    pub(crate) fn host(&self) -> &str {
+        host_of(&self.address)
+    }
+
+    /// The Request-URI of a call to `number` through this trunk: `sip:<number>@<address>`,
+    /// with the transport named when it is not UDP.
+    pub(crate) fn request_uri(&self, number: &str) -> Option<Uri> {
+        let transport = match self.transport {
+            TransportKind::Udp => "",
+            TransportKind::Tcp => ";transport=tcp",
+            TransportKind::Tls => ";transport=tls",
+        };
+        Uri::parse(&format!("sip:{number}@{}{transport}", self.address)).ok()
+    }
+
+    /// Our From for calls through this trunk: its `from`, with `user` as the user part when
+    /// the API names a caller number.
+    pub(crate) fn caller_uri(&self, user: Option<&str>) -> Uri {
+        let mut from = self.from.clone();
+        if let (Some(u), Some(sip)) = (user, from.as_sip_mut()) {
+            sip.user = Some(u.to_owned());
+        }
+        from
+    }
+}
+
+/// `host` of `host[:port]` (an IPv6 reference keeps its brackets).
+fn host_of(address: &str) -> &str {
+    address
+        .rsplit_once(':')
+        .filter(|(h, p)| p.parse::<u16>().is_ok() && (!h.starts_with('[') || h.ends_with(']')))
+        .map_or(address, |(h, _)| h)
 }
 
 #[cfg(test)]
@@ -226,6 +257,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("trunks.carrier.srtp"), "{e}");
+    }
+
+    #[test]
+    fn calls_through_a_trunk_name_the_number_at_its_address() {
+        let t = parse("address = \"sip.example.com:5070\"\nusername = \"acct\"\npassword = \"pw\"")
+            .unwrap();
+        assert_eq!(
+            t.request_uri("+15550100").unwrap().to_string(),
+            "sip:+15550100@sip.example.com:5070"
+        );
+        assert_eq!(t.host(), "sip.example.com");
+        assert_eq!(t.caller_uri(None).to_string(), "sip:acct@sip.example.com");
+        assert_eq!(
+            t.caller_uri(Some("+15550199")).to_string(),
+            "sip:+15550199@sip.example.com"
+        );
+        let t = parse("address = \"[2001:db8::1]:5061\"\ntransport = \"tls\"").unwrap();
+        assert_eq!(t.host(), "[2001:db8::1]");
+        assert_eq!(
+            t.request_uri("100").unwrap().to_string(),
+            "sip:100@[2001:db8::1]:5061;transport=tls"
+        );
+        let t = parse("address = \"[2001:db8::1]\"").unwrap();
+        assert_eq!(t.host(), "[2001:db8::1]");
     }
 
     #[test]

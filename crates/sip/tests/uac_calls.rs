@@ -224,6 +224,35 @@ fn cancel_waits_for_a_provisional_then_reuses_the_invite_branch() {
 }
 
 #[test]
+fn shutdown_cancels_a_ringing_call_we_placed() {
+    let mut h = Harness::udp();
+    let (call, inv) = dial(&mut h, None);
+    h.recv(&reply(&inv, 180, Some("r"), "", ""));
+    h.take_events();
+    h.ep.hangup_all(h.now);
+    h.drain();
+    assert!(
+        h.sent_starting("BYE ").is_empty(),
+        "no BYE outside a dialog"
+    );
+    assert!(
+        h.sent_starting("SIP/2.0 ").is_empty(),
+        "no response to our own INVITE"
+    );
+    let cancel = h.sent_starting("CANCEL ").pop().expect("CANCEL").1;
+    assert_eq!(h.ep.awaiting_answers(), 2, "the INVITE and the CANCEL");
+    h.recv(&reply(&cancel, 200, Some("r"), "", ""));
+    h.recv(&reply(&inv, 487, Some("r"), "", ""));
+    assert_eq!(
+        h.take_events(),
+        [Event::Ended {
+            call,
+            reason: EndReason::LocalHangup
+        }]
+    );
+}
+
+#[test]
 fn answer_racing_cancel_is_acked_and_hung_up() {
     let mut h = Harness::udp();
     let (call, inv) = dial(&mut h, None);

@@ -602,10 +602,19 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Ends every call (server shutdown): BYE to answered calls, 503 to ringing ones.
+    /// Ends every call (server shutdown): BYE to answered calls, 503 to ringing ones, CANCEL
+    /// to calls we placed that are not answered yet (those end when their INVITE completes).
     pub fn hangup_all(&mut self, now: Instant) {
         let handles: Vec<CallHandle> = self.calls.keys().copied().collect();
         for h in handles {
+            let placed_ringing = self
+                .calls
+                .get(&h)
+                .is_some_and(|c| c.uac.is_some() && c.phase == Phase::Incoming);
+            if placed_ringing {
+                let _ = self.cancel(now, h);
+                continue;
+            }
             let ringing = self.calls.get(&h).and_then(|c| {
                 (c.phase == Phase::Incoming)
                     .then_some(c.invite_tx)
