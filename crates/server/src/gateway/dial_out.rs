@@ -163,7 +163,12 @@ impl Gateway {
             role: Role::Bridged(Box::new(Bridged {
                 record,
                 server_data: req.data.clone(),
-                client_data: self.cfg.caller_id.show(&req.to),
+                // The callee's number (the Request-URI's user), as `caller-id` shows numbers.
+                client_data: self.cfg.caller_id.show(
+                    &phonebridge_sip::endpoint::request_user(&req.uri)
+                        .filter(|u| !u.is_empty())
+                        .unwrap_or_else(|| req.to.clone()),
+                ),
                 menu: None,
                 joining: None,
                 connection: None,

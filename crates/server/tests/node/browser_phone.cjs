@@ -1,13 +1,14 @@
 // A headless Chromium page publishes a tone (Chromium's fake microphone reads a WAV file)
 // through the demo page, waits for the phone's stream to arrive, and measures what it
-// receives from the phone with WebAudio: the power at each asked-for frequency, averaged over
-// a few seconds. Prints one JSON line: {"phone": <connection data>, "power": {"700": …}}.
+// receives from the phone with WebAudio: the power at each asked-for frequency, every 100 ms
+// for <secs> seconds (default 4). Prints one JSON line: {"phone": <connection data>,
+// "power": {"700": <mean>, …}, "timeline": [{"700": <power>, …}, …]}.
 // The page then stays in the session for <stay> seconds, still publishing, before it leaves.
-// Usage: node browser_phone.cjs <server url> <secret> <session> <tone.wav> <freq,freq…> <stay>
+// Usage: node browser_phone.cjs <server url> <secret> <session> <tone.wav> <freq,freq…> <stay> [secs]
 'use strict';
 const browserKit = require('./browser.cjs');
 
-const [url, secret, session, wav, freqs, stay] = process.argv.slice(2);
+const [url, secret, session, wav, freqs, stay, secs] = process.argv.slice(2);
 
 async function main() {
   const browser = await browserKit.launch([`--use-file-for-fake-audio-capture=${wav}`]);
@@ -20,7 +21,7 @@ async function main() {
     // The phone's stream: its connection is the one of type SIP (platform SIP).
     await browserKit.waitFor(page, "the phone's stream", (ev) => ev.some((e) => e.startsWith('playing')), 60000);
     console.error('browser: playing the phone');
-    const result = await page.evaluate(async (freqs) => {
+    const result = await page.evaluate(async ([freqs, windows]) => {
       const sub = window.pbApp.subscribers[window.pbApp.subscribers.length - 1];
       const ctx = new AudioContext();
       await ctx.resume();
@@ -32,21 +33,25 @@ async function main() {
       const bins = new Float32Array(an.frequencyBinCount);
       const hz = ctx.sampleRate / an.fftSize;
       const sum = Object.fromEntries(freqs.map((f) => [f, 0]));
+      const timeline = [];
       let n = 0;
-      for (let i = 0; i < 40; i++) {
+      for (let i = 0; i < windows; i++) {
         await new Promise((r) => setTimeout(r, 100));
         an.getFloatFrequencyData(bins);
+        const at = {};
         for (const f of freqs) {
           // The strongest bin within ±20 Hz, in linear power.
           let best = -Infinity;
           for (let b = Math.floor((f - 20) / hz); b <= Math.ceil((f + 20) / hz); b++) best = Math.max(best, bins[b]);
-          sum[f] += Math.pow(10, best / 10);
+          at[f] = Math.pow(10, best / 10);
+          sum[f] += at[f];
         }
+        timeline.push(at);
         n++;
       }
       const power = Object.fromEntries(freqs.map((f) => [f, sum[f] / n]));
-      return { phone: sub.stream.connection.data, power };
-    }, freqs.split(',').map(Number));
+      return { phone: sub.stream.connection.data, power, timeline };
+    }, [freqs.split(',').map(Number), Math.round(Number(secs || 4) * 10)]);
     console.log(JSON.stringify(result));
     await new Promise((r) => setTimeout(r, Number(stay || 0) * 1000));
   } finally {

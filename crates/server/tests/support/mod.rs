@@ -733,3 +733,74 @@ pub fn node(script: &str, args: &[&str]) -> std::process::Output {
         .output()
         .expect("node (Node.js 20) must be installed")
 }
+
+/// G.711 A-law of one sample (ITU-T G.711: 13-bit magnitude, segment and step, even bits
+/// inverted).
+pub fn alaw(sample: i16) -> u8 {
+    const SEGMENT_ENDS: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
+    let mut v = i32::from(sample) >> 3;
+    let mask = if v >= 0 {
+        0xD5
+    } else {
+        v = -v - 1;
+        0x55
+    };
+    let Some(seg) = SEGMENT_ENDS.iter().position(|end| v <= *end) else {
+        return 0x7F ^ mask;
+    };
+    let step = if seg < 2 { v >> 1 } else { v >> seg } & 0x0F;
+    (((seg as i32) << 4 | step) as u8) ^ mask
+}
+
+/// Writes a capture SIPp can replay (`play_pcap_audio`): `secs` of a `freq` tone as PCMA
+/// (payload type 8), 20 ms per RTP packet with stream `ssrc`, in Ethernet/IPv4/UDP frames.
+pub fn write_tone_pcap(path: &Path, freq: f64, secs: f64, ssrc: u32) {
+    let mut out = Vec::new();
+    // Global header: magic, version 2.4, zone, accuracy, snap length, Ethernet.
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    let packets = (secs * 50.0) as usize;
+    for i in 0..packets {
+        let mut rtp = vec![0x80, 8];
+        rtp.extend_from_slice(&(i as u16).to_be_bytes());
+        rtp.extend_from_slice(&((i * 160) as u32).to_be_bytes());
+        rtp.extend_from_slice(&ssrc.to_be_bytes());
+        for n in 0..160 {
+            let t = (i * 160 + n) as f64 / 8000.0;
+            let s = (0.5 * 32767.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16;
+            rtp.push(alaw(s));
+        }
+        let udp_len = 8 + rtp.len();
+        let ip_len = 20 + udp_len;
+        let mut frame = Vec::with_capacity(14 + ip_len);
+        frame.extend_from_slice(&[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00]);
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&(ip_len as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1]);
+        let sum = ip
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u32>();
+        let folded = (sum & 0xffff) + (sum >> 16);
+        let check = !((folded & 0xffff) + (folded >> 16)) as u16;
+        ip[10..12].copy_from_slice(&check.to_be_bytes());
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&40000u16.to_be_bytes());
+        frame.extend_from_slice(&40002u16.to_be_bytes());
+        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(&rtp);
+        let usec = i as u64 * 20_000;
+        out.extend_from_slice(&((usec / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((usec % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&frame);
+    }
+    std::fs::write(path, out).unwrap();
+}

@@ -1,0 +1,382 @@
+//! Dial-out end to end: the REST API places a call for a session, SIPp plays the callee (early
+//! media then an answer, busy, ringing until cancelled, a trunk that challenges), a headless
+//! Chromium page running openvidu-browser listens to the phone, and the call's record and
+//! webhooks follow every step.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::*;
+
+const SECRET: &str = "MY_SECRET";
+
+fn create_session(server: &Server, session: &str) {
+    let (st, body) = api(
+        server.http,
+        "POST",
+        "/openvidu/api/sessions",
+        SECRET,
+        &format!(r#"{{"customSessionId":"{session}"}}"#),
+    );
+    assert_eq!(st, 200, "{body}");
+}
+
+/// POSTs a call for `session`; the status and the body as JSON.
+fn place(server: &Server, session: &str, body: &str) -> (u16, Value) {
+    let (st, text) = api(
+        server.http,
+        "POST",
+        &format!("/openvidu/api/sessions/{session}/calls"),
+        SECRET,
+        body,
+    );
+    (st, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn call(server: &Server, id: &str) -> Value {
+    let (st, body) = api(
+        server.http,
+        "GET",
+        &format!("/openvidu/api/calls/{id}"),
+        SECRET,
+        "",
+    );
+    assert_eq!(st, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Waits until the call's record has `status`.
+fn wait_status(server: &Server, id: &str, status: &str, limit: Duration) -> Value {
+    wait_for(&format!("call {id} {status}"), limit, || {
+        call(server, id)["status"] == status
+    });
+    call(server, id)
+}
+
+/// The `sip*` webhook events of call `id`, in the order received.
+fn sip_events(hooks: &WebhookReceiver, id: &str) -> Vec<Value> {
+    hooks
+        .accepted()
+        .into_iter()
+        .map(|(_, b)| b)
+        .filter(|b| b["callId"] == id)
+        .collect()
+}
+
+fn names(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["event"].as_str()).collect()
+}
+
+/// A SIPp callee for one call, playing `scenario` from tests/sipp/.
+fn callee(dir: &std::path::Path, scenario: &str) -> (std::process::Child, u16) {
+    carrier(dir, &["-sf", &scenario_path(scenario)], "u1")
+}
+
+#[test]
+fn a_placed_call_is_heard_in_the_session_during_early_media_and_after_the_answer() {
+    let hooks = WebhookReceiver::start();
+    let server = Server::start(&["--webhook", &hooks.url, "--caller-id", "full"]);
+    create_session(&server, "interview");
+    let dir = scratch_dir("dialout-early");
+    // The callee plays 700 Hz as early media, then 1300 Hz once it answers.
+    let early = dir.join("early.pcap");
+    let answered = dir.join("answered.pcap");
+    write_tone_pcap(&early, 700.0, 6.0, 0x1111_1111);
+    write_tone_pcap(&answered, 1300.0, 20.0, 0x2222_2222);
+    let scenario = std::fs::read_to_string(scenario_path("uas_early_media_tones.xml"))
+        .unwrap()
+        .replace("EARLY_PCAP", &early.display().to_string())
+        .replace("ANSWERED_PCAP", &answered.display().to_string());
+    let scenario_file = dir.join("callee.xml");
+    std::fs::write(&scenario_file, scenario).unwrap();
+    // The interviewer publishes 1000 Hz and listens to the phone for 12 s once it appears.
+    let browser_wav = dir.join("browser.wav");
+    write_tone_wav(&browser_wav, 48_000, 1000.0, 60.0, 0.5);
+    let url = format!("http://{}", server.http);
+    let wav = browser_wav.display().to_string();
+    let browser = std::thread::spawn(move || {
+        node(
+            "browser_phone.cjs",
+            &[&url, SECRET, "interview", &wav, "700,1300", "0", "12"],
+        )
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let (sipp, port) = carrier(&dir, &["-sf", scenario_file.to_str().unwrap()], "u1");
+    let (st, placed) = place(
+        &server,
+        "interview",
+        &format!(
+            r#"{{"to":"sip:+15550100@127.0.0.1:{port}","displayName":"Acme Interviews","data":"candidate-7"}}"#
+        ),
+    );
+    assert_eq!(st, 201, "{placed}");
+    assert_eq!(placed["status"], "ringing");
+    assert_eq!(placed["direction"], "outbound");
+    assert_eq!(placed["to"], format!("sip:+15550100@127.0.0.1:{port}"));
+    let id = placed["id"].as_str().unwrap().to_owned();
+    // Early media: the phone is a participant before the answer.
+    let early_rec = wait_status(&server, &id, "early", Duration::from_secs(5));
+    assert_eq!(early_rec["sipStatus"], 183, "{early_rec}");
+    assert!(early_rec["answeredAt"].is_null());
+    assert_eq!(early_rec["media"]["audioCodec"], "PCMA");
+    let answered_rec = wait_status(&server, &id, "answered", Duration::from_secs(10));
+    assert_eq!(answered_rec["sipStatus"], 200);
+    assert_eq!(
+        answered_rec["connectionId"], early_rec["connectionId"],
+        "the participant that joined with the early media stays"
+    );
+    let out = browser.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser failed: {stderr}");
+    let heard: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The participant's data: the application's `data` and the callee's number.
+    let data = heard["phone"].as_str().unwrap();
+    assert!(
+        data.contains("candidate-7") && data.contains("+15550100"),
+        "{heard}"
+    );
+    // Each 100 ms window: which tone dominates.
+    let timeline: Vec<(f64, f64)> = heard["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["700"].as_f64().unwrap(), w["1300"].as_f64().unwrap()))
+        .collect();
+    let early_windows: Vec<usize> = (0..timeline.len())
+        .filter(|&i| timeline[i].0 > 1e-5 && timeline[i].0 > 100.0 * timeline[i].1)
+        .collect();
+    let answered_windows: Vec<usize> = (0..timeline.len())
+        .filter(|&i| timeline[i].1 > 1e-5 && timeline[i].1 > 100.0 * timeline[i].0)
+        .collect();
+    eprintln!(
+        "browser: early tone in {} windows, answered tone in {} of {}",
+        early_windows.len(),
+        answered_windows.len(),
+        timeline.len()
+    );
+    assert!(
+        early_windows.len() >= 10,
+        "early media not heard in the session: {heard}"
+    );
+    assert!(
+        answered_windows.len() >= 40,
+        "the answered call not heard in the session: {heard}"
+    );
+    assert!(
+        early_windows.last() < answered_windows.first(),
+        "early media heard after the answer: {heard}"
+    );
+    // Hang up through the API: a BYE, the record and the webhooks.
+    let (st, body) = api(
+        server.http,
+        "DELETE",
+        &format!("/openvidu/api/calls/{id}"),
+        SECRET,
+        "",
+    );
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(finish(sipp, &dir), (1, 0), "the callee saw the whole call");
+    let ended = call(&server, &id);
+    assert_eq!(ended["status"], "ended");
+    assert_eq!(ended["endReason"], "callDeleted");
+    assert_eq!(ended["sipStatus"], 200);
+    assert!(ended["quality"]["packetsReceived"].as_u64().unwrap() > 500);
+    wait_for("sipCallEnded", Duration::from_secs(10), || {
+        names(&sip_events(&hooks, &id)).contains(&"sipCallEnded")
+    });
+    let events = sip_events(&hooks, &id);
+    assert_eq!(
+        names(&events),
+        ["sipCallRinging", "sipCallAnswered", "sipCallEnded"],
+        "{events:?}"
+    );
+    assert_eq!(events[0]["sipStatus"], 183);
+    assert_eq!(events[0]["earlyMedia"], true);
+    assert_eq!(events[2]["reason"], "callDeleted");
+    // The participant joined with the early media, before the answer, and left at the end.
+    let all: Vec<Value> = hooks.accepted().into_iter().map(|(_, b)| b).collect();
+    let connection = ended["connectionId"].as_str().unwrap();
+    let at = |event: &str, pred: &dyn Fn(&Value) -> bool| {
+        all.iter()
+            .position(|b| b["event"] == event && pred(b))
+            .unwrap_or_else(|| panic!("{event} missing: {all:?}"))
+    };
+    let joined = at("participantJoined", &|b| b["connectionId"] == connection);
+    let answered_at = at("sipCallAnswered", &|b| b["callId"] == id.as_str());
+    let left = at("participantLeft", &|b| b["connectionId"] == connection);
+    assert!(joined < answered_at && answered_at < left, "{all:?}");
+}
+
+#[test]
+fn a_busy_callee_ends_the_call_with_busy_and_its_status() {
+    let hooks = WebhookReceiver::start();
+    let server = Server::start(&["--webhook", &hooks.url]);
+    create_session(&server, "s1");
+    let dir = scratch_dir("dialout-busy");
+    let (sipp, port) = callee(&dir, "uas_busy.xml");
+    let (st, placed) = place(
+        &server,
+        "s1",
+        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}"}}"#),
+    );
+    assert_eq!(st, 201, "{placed}");
+    let id = placed["id"].as_str().unwrap();
+    let ended = wait_status(&server, id, "ended", Duration::from_secs(10));
+    assert_eq!(ended["endReason"], "busy", "{ended}");
+    assert_eq!(ended["sipStatus"], 486);
+    assert!(ended["connectionId"].is_null(), "never joined: {ended}");
+    assert_eq!(finish(sipp, &dir), (1, 0));
+    wait_for("sipCallEnded", Duration::from_secs(10), || {
+        names(&sip_events(&hooks, id)).contains(&"sipCallEnded")
+    });
+    let events = sip_events(&hooks, id);
+    assert_eq!(names(&events), ["sipCallRinging", "sipCallEnded"]);
+    assert_eq!(events[0]["sipStatus"], 180);
+    assert_eq!(events[0]["earlyMedia"], false);
+    assert_eq!(events[1]["reason"], "busy");
+    assert_eq!(events[1]["sipStatus"], 486);
+}
+
+#[test]
+fn ring_timeout_and_delete_while_ringing_send_cancel() {
+    let server = Server::start(&[]);
+    create_session(&server, "s2");
+    // No answer within ringTimeout: CANCEL, `noAnswer`.
+    let dir = scratch_dir("dialout-ring-timeout");
+    let (sipp, port) = callee(&dir, "uas_ring_until_cancel.xml");
+    let (st, placed) = place(
+        &server,
+        "s2",
+        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}","ringTimeout":2}}"#),
+    );
+    assert_eq!(st, 201, "{placed}");
+    let id = placed["id"].as_str().unwrap();
+    let ended = wait_status(&server, id, "ended", Duration::from_secs(8));
+    assert_eq!(ended["endReason"], "noAnswer", "{ended}");
+    assert_eq!(ended["sipStatus"], 487);
+    let took = ended["endedAt"].as_u64().unwrap() - ended["createdAt"].as_u64().unwrap();
+    assert!((1900..4000).contains(&took), "cancelled after {took} ms");
+    assert_eq!(finish(sipp, &dir), (1, 0), "the callee got the CANCEL");
+    // DELETE while it rings: CANCEL, `callDeleted`.
+    let dir = scratch_dir("dialout-delete-ringing");
+    let (sipp, port) = callee(&dir, "uas_ring_until_cancel.xml");
+    let (st, placed) = place(
+        &server,
+        "s2",
+        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}"}}"#),
+    );
+    assert_eq!(st, 201, "{placed}");
+    let id = placed["id"].as_str().unwrap();
+    wait_for("the 180", Duration::from_secs(5), || {
+        call(&server, id)["sipStatus"] == 180
+    });
+    let (st, body) = api(
+        server.http,
+        "DELETE",
+        &format!("/openvidu/api/calls/{id}"),
+        SECRET,
+        "",
+    );
+    assert_eq!(st, 200, "{body}");
+    let deleted: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(deleted["status"], "ended");
+    assert_eq!(deleted["endReason"], "callDeleted");
+    assert_eq!(deleted["sipStatus"], 487);
+    assert_eq!(finish(sipp, &dir), (1, 0), "the callee got the CANCEL");
+}
+
+#[test]
+fn a_number_is_dialled_through_the_trunk_which_challenges() {
+    let dir = scratch_dir("dialout-trunk");
+    let (sipp, port) = callee(&dir, "uas_auth.xml");
+    let config = dir.join("phonebridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[trunks.carrier]\naddress = \"127.0.0.1:{port}\"\nusername = \"trunkuser\"\npassword = \"trunkpass\"\nfrom = \"sip:+15550199@carrier.example\"\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    create_session(&server, "s3");
+    let (st, placed) = place(&server, "s3", r#"{"to":"+1 555 0100","trunk":"carrier"}"#);
+    assert_eq!(st, 201, "{placed}");
+    assert_eq!(placed["from"], "+15550199");
+    let id = placed["id"].as_str().unwrap();
+    let answered = wait_status(&server, id, "answered", Duration::from_secs(10));
+    assert!(answered["connectionId"]
+        .as_str()
+        .unwrap()
+        .starts_with("con_"));
+    // The phone is a participant of the session.
+    let (_, session) = api(server.http, "GET", "/openvidu/api/sessions/s3", SECRET, "");
+    let session: Value = serde_json::from_str(&session).unwrap();
+    let conn = session["connections"]["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["connectionId"] == answered["connectionId"])
+        .cloned()
+        .unwrap_or_else(|| panic!("the phone's connection is missing: {session}"));
+    assert_eq!(conn["type"], "SIP", "{conn}");
+    assert_eq!(conn["publishers"].as_array().unwrap().len(), 1, "{conn}");
+    // Closing the session hangs the call up.
+    let (st, _) = api(
+        server.http,
+        "DELETE",
+        "/openvidu/api/sessions/s3",
+        SECRET,
+        "",
+    );
+    assert_eq!(st, 204);
+    let ended = wait_status(&server, id, "ended", Duration::from_secs(5));
+    assert_eq!(ended["endReason"], "sessionClosed", "{ended}");
+    assert_eq!(
+        finish(sipp, &dir),
+        (1, 0),
+        "the trunk saw a good digest and the BYE"
+    );
+}
+
+#[test]
+fn bad_dial_requests_get_clear_errors() {
+    let server = Server::start(&[]);
+    create_session(&server, "s4");
+    let cases = [
+        ("{}", "'to' is required"),
+        (r#"{"to":"+15550100"}"#, "no trunk is configured"),
+        (
+            r#"{"to":"sip:bob@127.0.0.1","trunk":"nope"}"#,
+            "unknown trunk 'nope'",
+        ),
+        (r#"{"to":"hello"}"#, "must be a sip: URI or a phone number"),
+        (
+            r#"{"to":"sip:bob@127.0.0.1","ringTimeout":0}"#,
+            "'ringTimeout'",
+        ),
+        (
+            r#"{"to":"sip:bob@127.0.0.1","colour":"red"}"#,
+            "unknown field 'colour'",
+        ),
+        (
+            r#"{"to":"sip:bob@127.0.0.1","audioSubscriptions":"all"}"#,
+            "audioSubscriptions",
+        ),
+    ];
+    for (body, expect) in cases {
+        let (st, v) = place(&server, "s4", body);
+        assert_eq!(st, 400, "{body}: {v}");
+        assert!(
+            v["message"].as_str().unwrap_or("").contains(expect),
+            "{body}: {v}"
+        );
+    }
+    let (st, _) = place(&server, "nosuch", r#"{"to":"sip:bob@127.0.0.1"}"#);
+    assert_eq!(st, 404);
+    // Nothing was placed.
+    let (_, list) = api(server.http, "GET", "/openvidu/api/calls", SECRET, "");
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["numberOfElements"], 0, "{list}");
+}
