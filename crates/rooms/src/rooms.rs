@@ -37,6 +37,8 @@ pub enum Output {
         connection: String,
         reason: LeaveReason,
     },
+    /// A session is gone (closed, or its last participant left).
+    SessionDestroyed { session: String },
 }
 
 /// Why an operation was refused.
@@ -696,6 +698,9 @@ impl Rooms {
             now,
             json!({"startTime": session.created_at, "duration": duration, "reason": reason}),
         );
+        self.outputs.push_back(Output::SessionDestroyed {
+            session: session.id,
+        });
     }
 
     /// `DELETE /sessions/{id}/connection/{cid}`: removes a pending token or evicts a

@@ -26,7 +26,8 @@ fn drain(r: &mut Rooms) -> (Vec<Value>, Vec<Note>, Vec<String>) {
             // Media teardown is the SFU's business.
             Output::StreamEnded { .. }
             | Output::SubscriptionEnded { .. }
-            | Output::ParticipantGone { .. } => {}
+            | Output::ParticipantGone { .. }
+            | Output::SessionDestroyed { .. } => {}
         }
     }
     (hooks, notes, closes)

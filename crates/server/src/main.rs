@@ -372,16 +372,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let webrtc = bind_webrtc(cfg.webrtc, cfg.public_ip).await?;
     let webrtc_addrs: Vec<String> = webrtc.iter().map(|w| w.advertised.to_string()).collect();
     let sfu_stats = sessions::SharedSfuStats::default();
-    let gone_tx = to_gateway.clone();
-    let phone_gone: sessions::PhoneGone = Box::new(move |connection, reason| {
-        let _ = gone_tx.send(gateway::GatewayMsg::PhoneGone { connection, reason });
+    let notice_tx = to_gateway.clone();
+    let notices: sessions::Notices = Box::new(move |n| {
+        let _ = notice_tx.send(gateway::GatewayMsg::Hub(n));
     });
     let (rooms, rooms_task) = sessions::spawn(
         rooms,
         outbox.clone(),
         webrtc,
         sfu_stats.clone(),
-        Some(phone_gone),
+        Some(notices),
         stop_rx.clone(),
     )?;
     // Calls a previous run left live end now, as `serverRestart`.

@@ -47,9 +47,20 @@ struct PhoneTap {
     seq: u64,
 }
 
-/// Told when a phone's participant left for a reason other than its own call ending
-/// (evicted, session closed, server stopping).
-pub(crate) type PhoneGone = Box<dyn Fn(String, LeaveReason) + Send>;
+/// What the hub tells the SIP gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum HubNotice {
+    /// A phone's participant left for a reason other than its own call ending (evicted,
+    /// session closed, server stopping).
+    PhoneGone {
+        connection: String,
+        reason: LeaveReason,
+    },
+    /// A session is gone: calls placed for it that are still ringing end.
+    SessionClosed { session: String },
+}
+
+pub(crate) type Notices = Box<dyn Fn(HubNotice) + Send>;
 
 /// Everything the task owns.
 pub(crate) struct Hub {
@@ -68,7 +79,7 @@ pub(crate) struct Hub {
     by_session: HashMap<String, Vec<String>>,
     /// Publishers whose audio phones hear: connection → (session, stream).
     streams: HashMap<String, (String, Arc<str>)>,
-    phone_gone: Option<PhoneGone>,
+    notices: Option<Notices>,
 }
 
 /// The SFU's figures as last published.
@@ -311,8 +322,11 @@ impl Hub {
                     // leaves is forgotten as a source before its tap goes.
                     self.source_gone(&connection);
                     if self.forget_phone(&connection).is_some() {
-                        if let Some(f) = &self.phone_gone {
-                            f(connection.clone(), reason);
+                        if let Some(f) = &self.notices {
+                            f(HubNotice::PhoneGone {
+                                connection: connection.clone(),
+                                reason,
+                            });
                         }
                     }
                     self.sfu
@@ -325,6 +339,11 @@ impl Hub {
                     self.sfu.on_rooms_output(&Output::StreamEnded { stream });
                 }
                 media @ Output::SubscriptionEnded { .. } => self.sfu.on_rooms_output(&media),
+                Output::SessionDestroyed { session } => {
+                    if let Some(f) = &self.notices {
+                        f(HubNotice::SessionClosed { session });
+                    }
+                }
             }
         }
         self.send_datagrams();
@@ -412,7 +431,7 @@ pub(crate) fn spawn(
     outbox: Option<Arc<Outbox>>,
     webrtc: Vec<WebRtcSocket>,
     stats: SharedSfuStats,
-    phone_gone: Option<PhoneGone>,
+    notices: Option<Notices>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(RoomsHandle, JoinHandle<()>)> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Op>();
@@ -453,7 +472,7 @@ pub(crate) fn spawn(
         phones: HashMap::new(),
         by_session: HashMap::new(),
         streams: HashMap::new(),
-        phone_gone,
+        notices,
     };
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);

@@ -240,7 +240,7 @@ fn a_busy_callee_ends_the_call_with_busy_and_its_status() {
 }
 
 #[test]
-fn ring_timeout_and_delete_while_ringing_send_cancel() {
+fn ring_timeout_delete_and_a_closed_session_cancel_a_ringing_call() {
     let server = Server::start(&[]);
     create_session(&server, "s2");
     // No answer within ringTimeout: CANCEL, `noAnswer`.
@@ -284,6 +284,31 @@ fn ring_timeout_and_delete_while_ringing_send_cancel() {
     assert_eq!(deleted["status"], "ended");
     assert_eq!(deleted["endReason"], "callDeleted");
     assert_eq!(deleted["sipStatus"], 487);
+    assert_eq!(finish(sipp, &dir), (1, 0), "the callee got the CANCEL");
+    // The session closes while it rings: CANCEL, `sessionClosed`.
+    let dir = scratch_dir("dialout-session-closed-ringing");
+    let (sipp, port) = callee(&dir, "uas_ring_until_cancel.xml");
+    let (st, placed) = place(
+        &server,
+        "s2",
+        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}"}}"#),
+    );
+    assert_eq!(st, 201, "{placed}");
+    let id = placed["id"].as_str().unwrap();
+    wait_for("the 180", Duration::from_secs(5), || {
+        call(&server, id)["sipStatus"] == 180
+    });
+    let (st, _) = api(
+        server.http,
+        "DELETE",
+        "/openvidu/api/sessions/s2",
+        SECRET,
+        "",
+    );
+    assert_eq!(st, 204);
+    let ended = wait_status(&server, id, "ended", Duration::from_secs(5));
+    assert_eq!(ended["endReason"], "sessionClosed", "{ended}");
+    assert_eq!(ended["sipStatus"], 487);
     assert_eq!(finish(sipp, &dir), (1, 0), "the callee got the CANCEL");
 }
 

@@ -36,8 +36,8 @@ use crate::media::{
 };
 use crate::outbox::Outbox;
 use crate::ports::PortPool;
-use crate::sessions::JoinError;
 use crate::sessions::{now_ms, RoomsHandle};
+use crate::sessions::{HubNotice, JoinError};
 use crate::store::Store;
 
 mod dial_out;
@@ -167,11 +167,8 @@ pub(crate) enum ApiError {
 /// What reaches the gateway from elsewhere in the process.
 pub(crate) enum GatewayMsg {
     Leg(LegEvent),
-    /// A phone's participant left the session for a reason other than its call ending.
-    PhoneGone {
-        connection: String,
-        reason: LeaveReason,
-    },
+    /// News from the sessions: a phone's participant left, a session closed.
+    Hub(HubNotice),
     /// The hub's answer to a join: (connection, stream) or why not.
     Joined {
         call: CallHandle,
@@ -719,8 +716,9 @@ impl Gateway {
         result: Result<(String, String), JoinError>,
     ) {
         let hub = self.links.as_ref().map(|l| l.hub.clone());
-        let Some(c) = self.calls.get_mut(&h) else {
-            // The caller hung up meanwhile: the participant leaves at once.
+        let ended = |c: &Call| matches!(&c.role, Role::Bridged(d) if !d.record.is_live());
+        let Some(c) = self.calls.get_mut(&h).filter(|c| !ended(c)) else {
+            // The call ended meanwhile: the participant leaves at once.
             if let (Ok((connection, _)), Some(hub)) = (result, hub) {
                 hub.post(move |hub, now_ms| {
                     hub.leave_phone(now_ms, &connection, LeaveReason::Disconnect)
@@ -886,6 +884,29 @@ impl Gateway {
         self.hang_up(ep, now, h, reason);
     }
 
+    /// A session is gone: the calls placed for it that are not in it yet (ringing, or
+    /// joining) end; the participants of the others leave on their own.
+    fn session_closed(&mut self, ep: &mut Endpoint, now: Instant, session: &str) {
+        let waiting: Vec<CallHandle> = self
+            .calls
+            .iter()
+            .filter_map(|(h, c)| match &c.role {
+                Role::Bridged(d)
+                    if d.outbound()
+                        && d.record.is_live()
+                        && d.connection.is_none()
+                        && d.record.session_id == session =>
+                {
+                    Some(*h)
+                }
+                _ => None,
+            })
+            .collect();
+        for h in waiting {
+            self.hang_up(ep, now, h, EndReason::SessionClosed);
+        }
+    }
+
     fn api(&mut self, ep: &mut Endpoint, now: Instant, req: ApiRequest) {
         match req {
             ApiRequest::Patch {
@@ -987,8 +1008,11 @@ impl crate::sip_driver::App for Gateway {
     fn on_message(&mut self, ep: &mut Endpoint, now: Instant, msg: GatewayMsg) {
         match msg {
             GatewayMsg::Leg(e) => self.leg_event(ep, now, e),
-            GatewayMsg::PhoneGone { connection, reason } => {
+            GatewayMsg::Hub(HubNotice::PhoneGone { connection, reason }) => {
                 self.phone_gone(ep, now, &connection, reason)
+            }
+            GatewayMsg::Hub(HubNotice::SessionClosed { session }) => {
+                self.session_closed(ep, now, &session)
             }
             GatewayMsg::Joined { call, result } => self.joined(ep, now, call, result),
             GatewayMsg::Api(req) => self.api(ep, now, req),
