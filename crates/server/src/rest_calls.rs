@@ -19,12 +19,39 @@ use crate::gateway::{ApiError, ApiRequest, DialRequest, GatewayMsg};
 use crate::rest::{error, parse_body, stopping, QueryMap, RestState};
 use phonebridge_sip::{TransportKind, Uri};
 
+/// The live calls' records as the gateway has them now (media figures included); empty when
+/// the gateway is stopping.
+async fn live(s: &RestState) -> Vec<CallRecord> {
+    let (reply, rx) = oneshot::channel();
+    if s.gateway
+        .send(GatewayMsg::Api(ApiRequest::Live { reply }))
+        .is_err()
+    {
+        return Vec::new();
+    }
+    rx.await.unwrap_or_default()
+}
+
+/// Stored records, with the live ones as the gateway has them now.
+fn overlay(mut stored: Vec<CallRecord>, live: Vec<CallRecord>) -> Vec<CallRecord> {
+    for r in &mut stored {
+        if let Some(l) = live.iter().find(|l| l.id == r.id) {
+            *r = l.clone();
+        }
+    }
+    stored
+}
+
 pub(crate) async fn list_calls(State(s): State<RestState>, q: QueryMap) -> Response {
     let store = s.store.clone();
     let session = q.0.get("sessionId").cloned();
+    let live = live(&s).await;
     match tokio::task::spawn_blocking(move || store.calls(session.as_deref())).await {
         Ok(calls) => {
-            let content: Vec<Value> = calls.iter().map(CallRecord::to_json).collect();
+            let content: Vec<Value> = overlay(calls, live)
+                .iter()
+                .map(CallRecord::to_json)
+                .collect();
             Json(json!({"numberOfElements": content.len(), "content": content})).into_response()
         }
         Err(_) => error(
@@ -37,8 +64,9 @@ pub(crate) async fn list_calls(State(s): State<RestState>, q: QueryMap) -> Respo
 
 pub(crate) async fn get_call(State(s): State<RestState>, Path(id): Path<String>) -> Response {
     let store = s.store.clone();
+    let live = live(&s).await;
     match tokio::task::spawn_blocking(move || store.call(&id)).await {
-        Ok(Some(c)) => Json(c.to_json()).into_response(),
+        Ok(Some(c)) => Json(overlay(vec![c], live)[0].to_json()).into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -168,6 +168,12 @@ fn a_placed_call_is_heard_in_the_session_during_early_media_and_after_the_answer
         early_windows.last() < answered_windows.first(),
         "early media heard after the answer: {heard}"
     );
+    // A live call's record carries its media figures as they are now.
+    let live = call(&server, &id);
+    assert!(
+        live["quality"]["packetsReceived"].as_u64().unwrap() > 300,
+        "{live}"
+    );
     // Hang up through the API: a BYE, the record and the webhooks.
     let (st, body) = api(
         server.http,

@@ -146,6 +146,10 @@ pub(crate) enum ApiRequest {
         digits: String,
         reply: oneshot::Sender<Result<CallRecord, ApiError>>,
     },
+    /// The records of the live calls, with fresh media figures.
+    Live {
+        reply: oneshot::Sender<Vec<CallRecord>>,
+    },
     /// Place a call for a session.
     Dial {
         request: Box<DialRequest>,
@@ -785,16 +789,7 @@ impl Gateway {
         if !d.record.is_live() {
             return;
         }
-        if let Some(s) = stats.lock().ok().and_then(|s| s.live.get(&h).copied()) {
-            let q = &mut d.record.quality;
-            q.packets_received = s.transport.packets_received;
-            q.packets_sent = s.transport.packets_sent;
-            q.packets_lost = s.jitter.lost;
-            q.packets_late = s.jitter.late;
-            q.source_switches = s.jitter.source.ssrc_switches
-                + s.jitter.source.timestamp_jumps
-                + s.jitter.source.sequence_restarts;
-        }
+        refresh_quality(&stats, h, &mut d.record);
         let now = now_ms();
         d.record.end(now, reason, sip_status);
         d.ring_deadline = None;
@@ -927,6 +922,9 @@ impl Gateway {
                 };
                 let _ = reply.send(r);
             }
+            ApiRequest::Live { reply } => {
+                let _ = reply.send(self.live_records());
+            }
             ApiRequest::Dial { request, reply } => {
                 let _ = reply.send(self.dial(ep, now, *request));
             }
@@ -940,11 +938,21 @@ impl Gateway {
         }
     }
 
+    /// A live call's record, with the media figures as last measured.
     fn record(&mut self, h: CallHandle) -> Option<CallRecord> {
-        self.calls
-            .get_mut(&h)
-            .and_then(Call::bridged)
-            .map(|d| d.record.clone())
+        let d = self.calls.get_mut(&h).and_then(Call::bridged)?;
+        refresh_quality(&self.stats, h, &mut d.record);
+        Some(d.record.clone())
+    }
+
+    /// The records of every live bridged call.
+    fn live_records(&mut self) -> Vec<CallRecord> {
+        let handles: Vec<CallHandle> = self.by_id.values().copied().collect();
+        handles
+            .into_iter()
+            .filter_map(|h| self.record(h))
+            .filter(CallRecord::is_live)
+            .collect()
     }
 
     fn patch(
@@ -1130,6 +1138,20 @@ impl crate::sip_driver::App for Gateway {
             // Registration events are the driver's.
             Event::Registered { .. } | Event::RegistrationFailed { .. } => {}
         }
+    }
+}
+
+/// Copies the leg's latest media figures into a call's record.
+fn refresh_quality(stats: &SharedLegStats, h: CallHandle, r: &mut CallRecord) {
+    if let Some(s) = stats.lock().ok().and_then(|s| s.live.get(&h).copied()) {
+        let q = &mut r.quality;
+        q.packets_received = s.transport.packets_received;
+        q.packets_sent = s.transport.packets_sent;
+        q.packets_lost = s.jitter.lost;
+        q.packets_late = s.jitter.late;
+        q.source_switches = s.jitter.source.ssrc_switches
+            + s.jitter.source.timestamp_jumps
+            + s.jitter.source.sequence_restarts;
     }
 }
 
