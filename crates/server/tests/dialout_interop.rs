@@ -411,3 +411,89 @@ fn bad_dial_requests_get_clear_errors() {
     let list: Value = serde_json::from_str(&list).unwrap();
     assert_eq!(list["numberOfElements"], 0, "{list}");
 }
+
+#[test]
+fn call_webhooks_survive_a_receiver_outage_and_a_restart_exactly_once_in_order() {
+    let hooks = WebhookReceiver::start();
+    hooks.status.store(503, std::sync::atomic::Ordering::SeqCst);
+    let data = scratch_dir("dialout-outbox-data");
+    let args = [
+        "--webhook",
+        hooks.url.as_str(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let mut server = Server::start(&args);
+    create_session(&server, "s5");
+    let dir = scratch_dir("dialout-outbox");
+    let (sipp, port) = callee(&dir, "uas_early_media.xml");
+    let (st, placed) = place(
+        &server,
+        "s5",
+        &format!(r#"{{"to":"sip:carol@127.0.0.1:{port}"}}"#),
+    );
+    assert_eq!(st, 201, "{placed}");
+    let id = placed["id"].as_str().unwrap().to_owned();
+    wait_status(&server, &id, "answered", Duration::from_secs(10));
+    // The receiver is down: the call's events wait in the outbox.
+    let (_, pending) = api(
+        server.http,
+        "GET",
+        "/openvidu/api/webhooks/pending",
+        SECRET,
+        "",
+    );
+    let pending: Value = serde_json::from_str(&pending).unwrap();
+    let pending_names: Vec<&str> = pending["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["event"]["event"].as_str())
+        .collect();
+    assert!(
+        pending_names.contains(&"sipCallRinging") && pending_names.contains(&"sipCallAnswered"),
+        "{pending}"
+    );
+    // A graceful stop hangs the call up (BYE) and keeps its last events too.
+    assert!(server.terminate().success());
+    drop(server);
+    assert_eq!(finish(sipp, &dir), (1, 0), "the callee got the BYE");
+    hooks.status.store(200, std::sync::atomic::Ordering::SeqCst);
+    let server = Server::start(&args);
+    wait_for("the call's events", Duration::from_secs(20), || {
+        names(&sip_events(&hooks, &id)).contains(&"sipCallEnded")
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let events = sip_events(&hooks, &id);
+    assert_eq!(
+        names(&events),
+        ["sipCallRinging", "sipCallAnswered", "sipCallEnded"],
+        "{events:?}"
+    );
+    assert_eq!(events[2]["reason"], "serverShutdown");
+    // Every event once, in the order stored.
+    let ids: Vec<u64> = hooks
+        .accepted()
+        .iter()
+        .map(|(h, _)| h["x-phonebridge-event-id"].parse().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "in order, once: {ids:?}"
+    );
+    let all: Vec<Value> = hooks.accepted().into_iter().map(|(_, b)| b).collect();
+    for e in ["sessionCreated", "participantJoined", "participantLeft"] {
+        assert!(all.iter().any(|b| b["event"] == e), "{e} missing: {all:?}");
+    }
+    // The record says the same after the restart.
+    let ended = call(&server, &id);
+    assert_eq!(ended["endReason"], "serverShutdown", "{ended}");
+    let (_, pending) = api(
+        server.http,
+        "GET",
+        "/openvidu/api/webhooks/pending",
+        SECRET,
+        "",
+    );
+    assert!(pending.contains("\"numberOfElements\":0"), "{pending}");
+}
