@@ -254,6 +254,37 @@ fn media_metrics(media: &SharedLegStats, out: &mut String) {
         tr.rtcp_received,
     );
     counter("rtcp_sent_total", "RTCP packets sent.", tr.rtcp_sent);
+    let m = crate::media::mixing_totals(&stats);
+    counter(
+        "mix_frames_up_total",
+        "20 ms frames of phones sent to their sessions (Opus).",
+        m.session.frames_up,
+    );
+    counter(
+        "mix_packets_down_total",
+        "Session audio packets phones' mixes received.",
+        m.session.packets_down,
+    );
+    counter(
+        "mix_concealed_total",
+        "Session audio packets lost and concealed in phones' mixes.",
+        m.session.concealed,
+    );
+    counter(
+        "mix_frames_dropped_total",
+        "Mixer frames dropped because they came too late to play.",
+        m.session.dropped,
+    );
+    counter(
+        "mix_starvations_total",
+        "Mixer ticks a playing source had nothing to give.",
+        m.session.starvations,
+    );
+    counter(
+        "leg_ticks_late_total",
+        "20 ms media ticks that ran more than a frame late.",
+        m.ticks_late,
+    );
     let _ = write!(out, "# HELP phonebridge_media_legs Phone legs with live media.\n# TYPE phonebridge_media_legs gauge\nphonebridge_media_legs {}\n", stats.live.len());
     let mut calls: Vec<_> = stats.live.iter().collect();
     calls.sort_by_key(|(c, _)| **c);

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use phonebridge_bridge::{PhoneAudio, PhoneAudioStats, PhoneEvent, SessionAudio, StreamIds};
+use phonebridge_bridge::{
+    PhoneAudio, PhoneAudioStats, PhoneEvent, SessionAudio, SessionAudioStats, StreamIds,
+};
 use phonebridge_sdp::AudioSession;
 use phonebridge_sip::CallHandle;
 use rand::Rng;
@@ -110,6 +112,39 @@ pub(crate) struct LegStats {
     /// Totals of the legs that ended.
     pub(crate) ended: PhoneAudioStats,
     pub(crate) ended_legs: u64,
+    /// The session side of live legs, and the totals of ended ones.
+    pub(crate) mixing: HashMap<CallHandle, MixingStats>,
+    pub(crate) ended_mixing: MixingStats,
+}
+
+/// A leg's session side: the mix it hears, and how punctual its 20 ms clock was.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MixingStats {
+    pub(crate) session: SessionAudioStats,
+    /// 20 ms ticks that ran more than a frame late (the task fell behind).
+    pub(crate) ticks_late: u64,
+}
+
+impl MixingStats {
+    fn add(&mut self, o: &MixingStats) {
+        let (s, x) = (&mut self.session, &o.session);
+        s.frames_up += x.frames_up;
+        s.packets_down += x.packets_down;
+        s.concealed += x.concealed;
+        s.stale += x.stale;
+        s.dropped += x.dropped;
+        s.starvations += x.starvations;
+        self.ticks_late += o.ticks_late;
+    }
+}
+
+/// The totals of the session side over ended and live legs.
+pub(crate) fn mixing_totals(stats: &LegStats) -> MixingStats {
+    let mut t = stats.ended_mixing;
+    for m in stats.mixing.values() {
+        t.add(m);
+    }
+    t
 }
 
 /// A running leg; dropping it does not stop it, [`MediaLeg::stop`] does.
@@ -145,6 +180,7 @@ impl MediaLeg {
             stats,
             prompt: None,
             bridge: None,
+            ticks_late: 0,
         };
         let task = tokio::spawn(leg.run(rx));
         Ok(MediaLeg { tx, task })
@@ -189,6 +225,7 @@ struct Leg {
     /// The prompt playing (at the phone's rate) and how far it got.
     prompt: Option<(Vec<i16>, usize)>,
     bridge: Option<(Bridge, SessionAudio)>,
+    ticks_late: u64,
 }
 
 impl Leg {
@@ -213,7 +250,12 @@ impl Leg {
                     Ok((n, from)) => self.audio.handle_rtcp(now(), ntp_now(), from, rtcp_buf[..n].to_vec()),
                     Err(e) => tracing::trace!(error = %e, "rtcp recv"),
                 },
-                _ = tick.tick() => self.tick(&mut frame, &mut up, &mut down),
+                due = tick.tick() => {
+                    if due.elapsed() > Duration::from_millis(20) {
+                        self.ticks_late += 1;
+                    }
+                    self.tick(&mut frame, &mut up, &mut down)
+                }
                 _ = tokio::time::sleep_until(deadline) => self.audio.handle_timeout(now(), ntp_now()),
                 _ = publish.tick() => self.publish(),
                 cmd = commands.recv() => match cmd {
@@ -261,10 +303,13 @@ impl Leg {
             self.flush();
         }
         let final_stats = self.audio.stats();
+        let mixing = self.mixing();
         if let Ok(mut s) = self.stats.lock() {
             s.live.remove(&self.call);
             add_into(&mut s.ended, &final_stats);
             s.ended_legs += 1;
+            s.mixing.remove(&self.call);
+            s.ended_mixing.add(&mixing);
         }
         tracing::debug!(stats = ?final_stats, "leg ended");
     }
@@ -331,9 +376,22 @@ impl Leg {
         }
     }
 
+    fn mixing(&self) -> MixingStats {
+        MixingStats {
+            session: self
+                .bridge
+                .as_ref()
+                .map(|(_, sa)| sa.stats())
+                .unwrap_or_default(),
+            ticks_late: self.ticks_late,
+        }
+    }
+
     fn publish(&self) {
+        let mixing = self.mixing();
         if let Ok(mut s) = self.stats.lock() {
             s.live.insert(self.call, self.audio.stats());
+            s.mixing.insert(self.call, mixing);
         }
     }
 }

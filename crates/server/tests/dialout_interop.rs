@@ -174,6 +174,9 @@ fn a_placed_call_is_heard_in_the_session_during_early_media_and_after_the_answer
         live["quality"]["packetsReceived"].as_u64().unwrap() > 300,
         "{live}"
     );
+    // The mix counters: the phone's frames went up, the browser's packets came down.
+    assert!(server.metric("phonebridge_mix_frames_up_total") > 300.0);
+    assert!(server.metric("phonebridge_mix_packets_down_total") > 300.0);
     // Hang up through the API: a BYE, the record and the webhooks.
     let (st, body) = api(
         server.http,
