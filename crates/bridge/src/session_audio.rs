@@ -1,7 +1,8 @@
-//! A phone's audio in a session, without I/O: the phone's 20 ms frames go up once, resampled
-//! to 48 kHz and encoded to Opus for every subscriber of its stream; the other publishers'
-//! Opus packets come down, are decoded per source, mixed N-1 (never the phone's own voice,
-//! which is never a source here) or from the chosen subset, and brought to the phone's rate.
+//! A phone's audio in a session, without I/O: the phone's 20 ms frames go up once, encoded to
+//! Opus at the phone's own rate (telephone audio has no band above it to code) for every
+//! subscriber of its stream; the other publishers' Opus packets come down, are decoded per
+//! source straight to the phone's rate, and mixed N-1 (never the phone's own voice, which is
+//! never a source here) or from the chosen subset.
 //!
 //! Per source, a gap in sequence numbers is concealed by the Opus decoder (at most
 //! [`MAX_CONCEALED`] frames, beyond that the mixer's own starvation handling takes over) and a
@@ -44,7 +45,15 @@ pub struct SessionAudioStats {
 /// See the module documentation for the drain rule.
 pub struct SessionAudio {
     phone_rate: u32,
+    /// Only for phone rates Opus cannot take directly: to 48 kHz first.
     up: Option<Resampler>,
+    /// Samples of a 20 ms frame at the encoder's rate.
+    up_frame: usize,
+    /// The rate sources are decoded and mixed at (the phone's, when Opus decodes to it), and
+    /// a 20 ms frame at that rate.
+    mix_rate: u32,
+    mix_frame: usize,
+    subscriptions: Option<HashSet<String>>,
     down: Option<Resampler>,
     encoder: AudioEncoder,
     ts: u32,
@@ -68,39 +77,78 @@ impl std::fmt::Debug for SessionAudio {
 impl SessionAudio {
     /// For a phone whose PCM is at `phone_rate`; `first_ts` starts the Opus timestamps.
     pub fn new(phone_rate: u32, first_ts: u32) -> Self {
-        let mut mixer = Mixer::new(FRAME_48K);
-        mixer.set_listener(
-            PHONE,
-            Listener {
-                own: None,
-                subscriptions: None,
-            },
-        );
+        let (encoder, up, up_frame) = Self::uplink(phone_rate);
+        let (mix_rate, down) = Self::downlink(phone_rate);
+        let mix_frame = mix_rate as usize / 50;
         SessionAudio {
             phone_rate,
-            up: Resampler::new(phone_rate, 48_000),
-            down: Resampler::new(48_000, phone_rate),
-            encoder: AudioEncoder::new(CodecKind::Opus),
+            up,
+            up_frame,
+            mix_rate,
+            mix_frame,
+            subscriptions: None,
+            down,
+            encoder,
             ts: first_ts,
             muted: false,
             sources: HashMap::new(),
-            mixer,
+            mixer: Self::mixer(mix_frame, None),
             scratch: Vec::with_capacity(FRAME_48K),
             stats: SessionAudioStats::default(),
         }
     }
 
-    /// The phone's codec changed rate (a re-INVITE to another codec).
+    /// The Opus encoder for a phone at `rate`: at that rate when Opus takes it, else at
+    /// 48 kHz behind a resampler; and the samples of a 20 ms frame it takes.
+    fn uplink(rate: u32) -> (AudioEncoder, Option<Resampler>, usize) {
+        match AudioEncoder::opus_at(rate) {
+            Some(e) => (e, None, rate as usize / 50),
+            None => (
+                AudioEncoder::new(CodecKind::Opus),
+                Resampler::new(rate, 48_000),
+                FRAME_48K,
+            ),
+        }
+    }
+
+    /// The rate to decode and mix at for a phone at `rate` (its own when Opus decodes to
+    /// it, else 48 kHz), and the resampler to the phone's rate it then needs.
+    fn downlink(rate: u32) -> (u32, Option<Resampler>) {
+        if AudioDecoder::opus_at(rate).is_some() {
+            (rate, None)
+        } else {
+            (48_000, Resampler::new(48_000, rate))
+        }
+    }
+
+    fn mixer(frame: usize, subscriptions: Option<HashSet<String>>) -> Mixer {
+        let mut mixer = Mixer::new(frame);
+        mixer.set_listener(
+            PHONE,
+            Listener {
+                own: None,
+                subscriptions,
+            },
+        );
+        mixer
+    }
+
+    /// The phone's codec changed rate (a re-INVITE to another codec): the uplink follows,
+    /// and the sources start again at the new mixing rate.
     pub fn set_phone_rate(&mut self, rate: u32) {
         if rate != self.phone_rate {
             self.phone_rate = rate;
-            self.up = Resampler::new(rate, 48_000);
-            self.down = Resampler::new(48_000, rate);
+            (self.encoder, self.up, self.up_frame) = Self::uplink(rate);
+            (self.mix_rate, self.down) = Self::downlink(rate);
+            self.mix_frame = self.mix_rate as usize / 50;
+            self.sources.clear();
+            self.mixer = Self::mixer(self.mix_frame, self.subscriptions.clone());
         }
     }
 
     /// Which streams the phone hears: `None` for every other publisher.
     pub fn set_subscriptions(&mut self, streams: Option<HashSet<String>>) {
+        self.subscriptions = streams.clone();
         self.mixer.set_listener(
             PHONE,
             Listener {
@@ -127,15 +175,13 @@ impl SessionAudio {
     /// returns the payload's RTP timestamp (48 kHz).
     pub fn from_phone(&mut self, pcm: &[i16], out: &mut Vec<u8>) -> u32 {
         self.scratch.clear();
-        if self.muted {
-            self.scratch.resize(FRAME_48K, 0);
-        } else {
+        if !self.muted {
             match &mut self.up {
                 Some(r) => r.process(pcm, &mut self.scratch),
                 None => self.scratch.extend_from_slice(pcm),
             }
-            self.scratch.resize(FRAME_48K, 0);
         }
+        self.scratch.resize(self.up_frame, 0);
         self.encoder.encode(&self.scratch, out);
         let ts = self.ts;
         self.ts = self.ts.wrapping_add(FRAME_48K as u32);
@@ -146,15 +192,18 @@ impl SessionAudio {
     /// An Opus packet of another publisher's stream `stream`, with its extended sequence
     /// number.
     pub fn from_session(&mut self, stream: &str, seq: u64, payload: &[u8]) {
+        let rate = self.mix_rate;
         let s = self
             .sources
             .entry(stream.to_owned())
             .or_insert_with(|| Source {
-                decoder: AudioDecoder::new(CodecKind::Opus),
+                decoder: AudioDecoder::opus_at(rate)
+                    .unwrap_or_else(|| AudioDecoder::new(CodecKind::Opus)),
                 next_seq: None,
             });
         self.stats.packets_down += 1;
-        let mut pcm = Vec::with_capacity(FRAME_48K * 3);
+        let frame = self.mix_frame;
+        let mut pcm = Vec::with_capacity(frame * 3);
         if let Some(next) = s.next_seq {
             if seq < next {
                 self.stats.stale += 1;
@@ -162,14 +211,14 @@ impl SessionAudio {
             }
             let missing = (seq - next).min(MAX_CONCEALED);
             for _ in 0..missing {
-                s.decoder.conceal(FRAME_48K, &mut pcm);
+                s.decoder.conceal(frame, &mut pcm);
                 self.stats.concealed += 1;
             }
         }
         s.next_seq = Some(seq + 1);
         s.decoder.decode(payload, &mut pcm);
-        for frame in pcm.chunks(FRAME_48K) {
-            self.mixer.push(stream, frame);
+        for f in pcm.chunks(frame) {
+            self.mixer.push(stream, f);
         }
     }
 
@@ -255,6 +304,50 @@ mod tests {
         assert!(share(tail, 48_000, 700.0) > 0.5, "own voice sent up");
         assert_eq!(s.stats().frames_up, 100);
         assert_eq!(s.stats().packets_down, 200);
+    }
+
+    /// A re-INVITE from G.711 to G.722: the mix follows the phone to 16 kHz, the uplink too.
+    #[test]
+    fn a_new_phone_rate_mid_call_keeps_both_directions() {
+        let mut a = Tone::sine(48_000, 440.0, 8000.0);
+        let mut enc = AudioEncoder::new(CodecKind::Opus);
+        let mut phone16 = Tone::sine(16_000, 700.0, 8000.0);
+        let mut s = SessionAudio::new(8_000, 0);
+        let mut up_dec = AudioDecoder::new(CodecKind::Opus);
+        let (mut heard, mut sent) = (Vec::new(), Vec::new());
+        for seq in 0..100u64 {
+            let rate = if seq < 20 { 8_000 } else { 16_000 };
+            s.set_phone_rate(rate);
+            let (mut pcm, mut pkt) = (Vec::new(), Vec::new());
+            a.fill(FRAME_48K, &mut pcm);
+            enc.encode(&pcm, &mut pkt);
+            s.from_session("A", seq, &pkt);
+            let (mut pcm, mut pkt) = (Vec::new(), Vec::new());
+            if rate == 16_000 {
+                phone16.fill(320, &mut pcm);
+            } else {
+                pcm.resize(160, 0);
+            }
+            s.from_phone(&pcm, &mut pkt);
+            sent.clear();
+            up_dec.decode(&pkt, &mut sent);
+            heard.clear();
+            s.to_phone(&mut heard);
+            assert_eq!(heard.len(), rate as usize / 50);
+        }
+        let mut tail = Vec::new();
+        for _ in 0..10 {
+            let (mut pcm, mut pkt) = (Vec::new(), Vec::new());
+            a.fill(FRAME_48K, &mut pcm);
+            enc.encode(&pcm, &mut pkt);
+            s.from_session("A", 100 + tail.len() as u64 / 320, &pkt);
+            s.to_phone(&mut tail);
+        }
+        assert!(share(&tail, 16_000, 440.0) > 0.3, "A heard at 16 kHz");
+        assert!(
+            share(&sent, 48_000, 700.0) > 0.5,
+            "the 16 kHz voice sent up"
+        );
     }
 
     #[test]

@@ -65,7 +65,8 @@ pub fn opus_packet_samples(packet: &[u8]) -> Option<u32> {
 enum Dec {
     G711(G711Decoder),
     G722(Box<G722Decoder>, Plc),
-    Opus(Box<opus_rs::OpusDecoder>, Vec<f32>),
+    /// The decoder, its output buffer, and 2.5 ms in samples at its rate.
+    Opus(Box<opus_rs::OpusDecoder>, Vec<f32>, usize),
 }
 
 /// Decodes one codec's payloads to 16-bit PCM at [`CodecKind::sample_rate`].
@@ -88,13 +89,21 @@ impl AudioDecoder {
             CodecKind::Pcmu => Dec::G711(G711Decoder::new(Law::Ulaw)),
             CodecKind::Pcma => Dec::G711(G711Decoder::new(Law::Alaw)),
             CodecKind::G722 => Dec::G722(Box::new(G722Decoder::new()), Plc::new(16_000)),
-            CodecKind::Opus => Dec::Opus(
-                // 48 kHz mono is a valid Opus decoder configuration.
-                Box::new(opus_rs::OpusDecoder::new(48_000, 1).expect("48 kHz mono Opus decoder")),
-                vec![0.0; 5760],
-            ),
+            CodecKind::Opus => {
+                return Self::opus_at(48_000).expect("48 kHz mono is an Opus decoder rate")
+            }
         };
         AudioDecoder { kind, inner }
+    }
+
+    /// An Opus decoder giving mono PCM at `rate` (8, 12, 16, 24 or 48 kHz); `None` for other
+    /// rates. Decoding straight to a phone's rate spares the resampling after it.
+    pub fn opus_at(rate: u32) -> Option<Self> {
+        let d = opus_rs::OpusDecoder::new(rate as i32, 1).ok()?;
+        Some(AudioDecoder {
+            kind: CodecKind::Opus,
+            inner: Dec::Opus(Box::new(d), vec![0.0; 5760], rate as usize / 400),
+        })
     }
 
     pub fn kind(&self) -> CodecKind {
@@ -123,13 +132,14 @@ impl AudioDecoder {
                 out.truncate(start + n);
                 plc.good(&mut out[start..]);
             }
-            Dec::Opus(d, buf) => {
-                let samples = opus_packet_samples(payload).unwrap_or(960) as usize;
+            Dec::Opus(d, buf, step) => {
+                // The packet's length at 48 kHz, in 2.5 ms steps at the decoder's rate.
+                let samples = opus_packet_samples(payload).unwrap_or(960) as usize / 120 * *step;
                 match d.decode(payload, samples, buf) {
                     Ok(n) => out.extend(buf[..n].iter().map(|&x| to_i16(x))),
                     Err(e) => {
                         tracing::trace!(error = e, "opus packet not decodable");
-                        conceal_opus(d, buf, samples, out);
+                        conceal_opus(d, buf, *step, samples, out);
                     }
                 }
             }
@@ -141,16 +151,22 @@ impl AudioDecoder {
         match &mut self.inner {
             Dec::G711(d) => d.conceal(samples, out),
             Dec::G722(_, plc) => plc.conceal(samples, out),
-            Dec::Opus(d, buf) => conceal_opus(d, buf, samples, out),
+            Dec::Opus(d, buf, step) => conceal_opus(d, buf, *step, samples, out),
         }
     }
 }
 
-fn conceal_opus(d: &mut opus_rs::OpusDecoder, buf: &mut [f32], samples: usize, out: &mut Vec<i16>) {
-    // Opus conceals in multiples of 2.5 ms (120 samples); ask for what covers the gap.
+fn conceal_opus(
+    d: &mut opus_rs::OpusDecoder,
+    buf: &mut [f32],
+    step: usize,
+    samples: usize,
+    out: &mut Vec<i16>,
+) {
+    // Opus conceals in multiples of 2.5 ms (`step` samples); ask for what covers the gap.
     let mut left = samples;
     while left > 0 {
-        let chunk = left.div_ceil(120).clamp(1, 48) * 120;
+        let chunk = left.div_ceil(step).clamp(1, 48) * step;
         let n = d.decode(&[], chunk, buf).unwrap_or(0);
         if n == 0 {
             out.extend(std::iter::repeat_n(0, left));
@@ -194,14 +210,7 @@ impl AudioEncoder {
             CodecKind::Pcma => Enc::G711(Law::Alaw),
             CodecKind::G722 => Enc::G722(Box::new(G722Encoder::new())),
             CodecKind::Opus => {
-                // 48 kHz mono VoIP is a valid Opus encoder configuration.
-                let mut e = opus_rs::OpusEncoder::new(48_000, 1, opus_rs::Application::Voip)
-                    .expect("48 kHz mono Opus encoder");
-                e.bitrate_bps = OPUS_BITRATE;
-                e.complexity = OPUS_COMPLEXITY;
-                e.use_inband_fec = true;
-                e.packet_loss_perc = 5;
-                Enc::Opus(Box::new(e))
+                return Self::opus_at(48_000).expect("48 kHz mono is an Opus encoder rate")
             }
         };
         AudioEncoder {
@@ -209,6 +218,23 @@ impl AudioEncoder {
             inner,
             scratch: vec![0; 1500],
         }
+    }
+
+    /// An Opus encoder taking mono PCM at `rate` (8, 12, 16, 24 or 48 kHz); `None` for other
+    /// rates. The stream is Opus as any decoder plays it (RTP clock 48 kHz); at 8 and 16 kHz
+    /// the encoder codes the band the input has (SILK, narrow- or wideband), which costs a
+    /// fraction of the 48 kHz hybrid mode and needs no resampling of telephone audio first.
+    pub fn opus_at(rate: u32) -> Option<Self> {
+        let mut e = opus_rs::OpusEncoder::new(rate as i32, 1, opus_rs::Application::Voip).ok()?;
+        e.bitrate_bps = OPUS_BITRATE;
+        e.complexity = OPUS_COMPLEXITY;
+        e.use_inband_fec = true;
+        e.packet_loss_perc = 5;
+        Some(AudioEncoder {
+            kind: CodecKind::Opus,
+            inner: Enc::Opus(Box::new(e)),
+            scratch: vec![0; 1500],
+        })
     }
 
     pub fn kind(&self) -> CodecKind {
