@@ -19,12 +19,12 @@ use crate::gateway::{ApiError, ApiRequest, DialRequest, GatewayMsg};
 use crate::rest::{error, parse_body, stopping, QueryMap, RestState};
 use phonebridge_sip::{TransportKind, Uri};
 
-/// The live calls' records as the gateway has them now (media figures included); empty when
-/// the gateway is stopping.
-async fn live(s: &RestState) -> Vec<CallRecord> {
+/// The live calls' records (or call `id`'s) as the gateway has them now, media figures
+/// included; empty when the gateway is stopping.
+async fn live(s: &RestState, id: Option<String>) -> Vec<CallRecord> {
     let (reply, rx) = oneshot::channel();
     if s.gateway
-        .send(GatewayMsg::Api(ApiRequest::Live { reply }))
+        .send(GatewayMsg::Api(ApiRequest::Live { id, reply }))
         .is_err()
     {
         return Vec::new();
@@ -45,7 +45,7 @@ fn overlay(mut stored: Vec<CallRecord>, live: Vec<CallRecord>) -> Vec<CallRecord
 pub(crate) async fn list_calls(State(s): State<RestState>, q: QueryMap) -> Response {
     let store = s.store.clone();
     let session = q.0.get("sessionId").cloned();
-    let live = live(&s).await;
+    let live = live(&s, None).await;
     match tokio::task::spawn_blocking(move || store.calls(session.as_deref())).await {
         Ok(calls) => {
             let content: Vec<Value> = overlay(calls, live)
@@ -64,7 +64,7 @@ pub(crate) async fn list_calls(State(s): State<RestState>, q: QueryMap) -> Respo
 
 pub(crate) async fn get_call(State(s): State<RestState>, Path(id): Path<String>) -> Response {
     let store = s.store.clone();
-    let live = live(&s).await;
+    let live = live(&s, Some(id.clone())).await;
     match tokio::task::spawn_blocking(move || store.call(&id)).await {
         Ok(Some(c)) => Json(overlay(vec![c], live)[0].to_json()).into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),

@@ -228,11 +228,8 @@ impl<A: App> Driver<A> {
     /// Our address as `remote` should see it: the public IP if configured, else the bound
     /// address, else the local address the kernel routes towards `remote` from.
     fn local_ip_for(&mut self, remote: IpAddr) -> IpAddr {
-        if let Some(ip) = self.public_ip {
+        if let Some(ip) = configured_ip(self.public_ip, self.sip_addr.ip()) {
             return ip;
-        }
-        if !self.sip_addr.ip().is_unspecified() {
-            return self.sip_addr.ip();
         }
         *self
             .local_ips
@@ -536,6 +533,12 @@ fn contain(panics: &mut u64, what: &'static str, f: impl FnOnce()) {
         *panics += 1;
         tracing::error!(what, "bug: a panic was contained; the server keeps running");
     }
+}
+
+/// Our address as peers should see it when configuration fixes it: the public IP, else the
+/// bound address unless it is the wildcard (then it depends on the peer: [`route_local_ip`]).
+pub(crate) fn configured_ip(public: Option<IpAddr>, bound: IpAddr) -> Option<IpAddr> {
+    public.or((!bound.is_unspecified()).then_some(bound))
 }
 
 /// The local address the kernel would send from towards `remote` (no packet is sent).

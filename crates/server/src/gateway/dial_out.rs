@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use phonebridge_sdp::{self as sdp, SrtpPolicy};
 use phonebridge_sip::endpoint::Dial;
 use phonebridge_sip::{CallHandle, EndReason as SipEnd, Endpoint, Peer, TransportKind, Uri};
-use rand::Rng;
 use serde_json::json;
 
 use super::{ApiError, Bridged, Call, Gateway, Role};
@@ -92,13 +91,8 @@ impl Gateway {
     /// Our address as `remote` sees it: the public IP, the bound one, or the one the kernel
     /// routes from.
     fn local_ip_towards(&self, remote: IpAddr) -> IpAddr {
-        if let Some(ip) = self.cfg.public_ip {
-            return ip;
-        }
-        if !self.cfg.bind_ip.is_unspecified() {
-            return self.cfg.bind_ip;
-        }
-        crate::sip_driver::route_local_ip(remote)
+        crate::sip_driver::configured_ip(self.cfg.public_ip, self.cfg.bind_ip)
+            .unwrap_or_else(|| crate::sip_driver::route_local_ip(remote))
     }
 
     /// Places a call for a session; the record comes back at once, in `ringing`.
@@ -116,10 +110,6 @@ impl Gateway {
             TransportKind::Tls => self.cfg.sip_tls_port.unwrap_or(self.cfg.sip_port),
             _ => self.cfg.sip_port,
         };
-        let (port, rtp, rtcp) = self.ports.allocate(self.cfg.bind_ip).map_err(|e| {
-            tracing::warn!(error = %e, "no RTP ports for a call");
-            ApiError::Unavailable("no media ports free; try again later".into())
-        })?;
         let mut caps = self.cfg.caps.clone();
         if let Some(p) = req.srtp {
             caps.srtp = p;
@@ -148,33 +138,20 @@ impl Gateway {
         );
         record.audio_subscriptions = req.audio_subscriptions.clone();
         record.video_source = req.video_source.clone();
-        let mut call = Call {
-            caps,
-            port,
-            ip: self.cfg.public_ip.unwrap_or(local_ip),
-            source: req.remote.ip(),
-            session_id: self.rng.gen_range(1..u32::MAX as u64),
-            version: 1,
-            key: self.rng.gen(),
-            offer_keys: [self.rng.gen(), self.rng.gen()],
-            offered: None,
-            sockets: Some((rtp, rtcp)),
-            leg: None,
-            role: Role::Bridged(Box::new(Bridged {
-                record,
-                server_data: req.data.clone(),
-                // The callee's number (the Request-URI's user), as `caller-id` shows numbers.
-                client_data: self.cfg.caller_id.show(
-                    &phonebridge_sip::endpoint::request_user(&req.uri)
-                        .filter(|u| !u.is_empty())
-                        .unwrap_or_else(|| req.to.clone()),
-                ),
-                menu: None,
-                joining: None,
-                connection: None,
-                ring_deadline: Some(now + req.ring_timeout),
-            })),
-        };
+        // The callee's number (the Request-URI's user), as `caller-id` shows numbers.
+        let client_data = self.cfg.caller_id.show(
+            &phonebridge_sip::endpoint::request_user(&req.uri)
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| req.to.clone()),
+        );
+        let mut bridged = Bridged::new(record, req.data.clone(), client_data);
+        bridged.ring_deadline = Some(now + req.ring_timeout);
+        let ports = self.ports.allocate(self.cfg.bind_ip).map_err(|e| {
+            tracing::warn!(error = %e, "no RTP ports for a call");
+            ApiError::Unavailable("no media ports free; try again later".into())
+        })?;
+        let source = req.remote.ip();
+        let mut call = self.new_call(caps, ports, local_ip, source, Role::Bridged(bridged));
         let offer = sdp::offer(&call.caps, &call.local(), &call.offer_keys);
         let body = offer.to_string().into_bytes();
         call.offered = Some(offer);

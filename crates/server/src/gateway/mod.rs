@@ -146,8 +146,9 @@ pub(crate) enum ApiRequest {
         digits: String,
         reply: oneshot::Sender<Result<CallRecord, ApiError>>,
     },
-    /// The records of the live calls, with fresh media figures.
+    /// The records of the live calls (or of call `id` only), with fresh media figures.
     Live {
+        id: Option<String>,
         reply: oneshot::Sender<Vec<CallRecord>>,
     },
     /// Place a call for a session.
@@ -204,6 +205,18 @@ struct Bridged {
 }
 
 impl Bridged {
+    fn new(record: CallRecord, server_data: String, client_data: String) -> Box<Bridged> {
+        Box::new(Bridged {
+            record,
+            server_data,
+            client_data,
+            menu: None,
+            joining: None,
+            connection: None,
+            ring_deadline: None,
+        })
+    }
+
     fn outbound(&self) -> bool {
         self.record.direction == CallDirection::Outbound
     }
@@ -421,6 +434,31 @@ impl Gateway {
                 .is_none_or(|list| list.iter().any(|c| c.contains(source)))
     }
 
+    /// A new call's state on its RTP port pair, advertising `ip` in its SDP.
+    fn new_call(
+        &mut self,
+        caps: Capabilities,
+        (port, rtp, rtcp): (u16, UdpSocket, UdpSocket),
+        ip: IpAddr,
+        source: IpAddr,
+        role: Role,
+    ) -> Call {
+        Call {
+            caps,
+            port,
+            ip,
+            source,
+            session_id: self.rng.gen_range(1..u32::MAX as u64),
+            version: 1,
+            key: self.rng.gen(),
+            offer_keys: [self.rng.gen(), self.rng.gen()],
+            offered: None,
+            sockets: Some((rtp, rtcp)),
+            leg: None,
+            role,
+        }
+    }
+
     fn new_call_id(&mut self) -> String {
         const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         let tail: String = (0..12)
@@ -456,21 +494,14 @@ impl Gateway {
                 (caller.clone(), user.clone()),
                 now_ms(),
             );
-            Role::Bridged(Box::new(Bridged {
-                record,
-                server_data: String::new(),
-                client_data: self.cfg.caller_id.show(&caller),
-                menu: None,
-                joining: None,
-                connection: None,
-                ring_deadline: None,
-            }))
+            let client_data = self.cfg.caller_id.show(&caller);
+            Role::Bridged(Bridged::new(record, String::new(), client_data))
         } else {
             // Every unknown user gets the same answer: nothing about who exists leaks.
             let _ = ep.respond(now, h, 404, None);
             return;
         };
-        let (port, rtp, rtcp) = match self.ports.allocate(self.cfg.bind_ip) {
+        let ports = match self.ports.allocate(self.cfg.bind_ip) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP ports for a call");
@@ -478,20 +509,10 @@ impl Gateway {
                 return;
             }
         };
-        let mut call = Call {
-            caps: self.caps_for(source),
-            port,
-            ip: self.cfg.public_ip.unwrap_or(local_ip),
-            source,
-            session_id: self.rng.gen_range(1..u32::MAX as u64),
-            version: 1,
-            key: self.rng.gen(),
-            offer_keys: [self.rng.gen(), self.rng.gen()],
-            offered: None,
-            sockets: Some((rtp, rtcp)),
-            leg: None,
-            role,
-        };
+        let caps = self.caps_for(source);
+        let ip = self.cfg.public_ip.unwrap_or(local_ip);
+        let mut call = self.new_call(caps, ports, ip, source, role);
+        let port = call.port;
         let body = &request.body;
         let sdp_out = if body.iter().all(u8::is_ascii_whitespace) {
             // No offer: we offer in the 200, the answer comes in the ACK.
@@ -922,8 +943,8 @@ impl Gateway {
                 };
                 let _ = reply.send(r);
             }
-            ApiRequest::Live { reply } => {
-                let _ = reply.send(self.live_records());
+            ApiRequest::Live { id, reply } => {
+                let _ = reply.send(self.live_records(id.as_deref()));
             }
             ApiRequest::Dial { request, reply } => {
                 let _ = reply.send(self.dial(ep, now, *request));
@@ -945,9 +966,12 @@ impl Gateway {
         Some(d.record.clone())
     }
 
-    /// The records of every live bridged call.
-    fn live_records(&mut self) -> Vec<CallRecord> {
-        let handles: Vec<CallHandle> = self.by_id.values().copied().collect();
+    /// The records of the live bridged calls, or of call `id` only.
+    fn live_records(&mut self, id: Option<&str>) -> Vec<CallRecord> {
+        let handles: Vec<CallHandle> = match id {
+            Some(id) => self.by_id.get(id).copied().into_iter().collect(),
+            None => self.by_id.values().copied().collect(),
+        };
         handles
             .into_iter()
             .filter_map(|h| self.record(h))
