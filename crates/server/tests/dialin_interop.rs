@@ -13,14 +13,7 @@ const SECRET: &str = "MY_SECRET";
 
 /// Creates `session` and sets its dial-in code.
 fn session_with_code(server: &Server, session: &str, pin: &str) {
-    let (st, _) = api(
-        server.http,
-        "POST",
-        "/openvidu/api/sessions",
-        SECRET,
-        &format!(r#"{{"customSessionId":"{session}"}}"#),
-    );
-    assert_eq!(st, 200);
+    create_session(server, session);
     let (st, body) = api(
         server.http,
         "POST",
@@ -60,16 +53,7 @@ fn a_phone_types_the_code_by_rfc4733_and_joins_heard_by_the_browser_and_hearing_
     session_with_code(&server, "interview", "482913");
     let dir = scratch_dir("dialin-rfc4733");
     // The interviewer's microphone plays 1000 Hz; the phone plays 700 Hz.
-    let browser_wav = dir.join("browser.wav");
-    write_tone_wav(&browser_wav, 48_000, 1000.0, 60.0, 0.5);
-    let url = format!("http://{}", server.http);
-    let wav = browser_wav.display().to_string();
-    let browser = std::thread::spawn(move || {
-        node(
-            "browser_phone.cjs",
-            &[&url, SECRET, "interview", &wav, "700,1000", "14"],
-        )
-    });
+    let browser = interviewer_listening(&server, &dir, "interview", &["700,1000", "14"]);
     // The page publishes first; then the phone calls and types the code during the greeting.
     std::thread::sleep(Duration::from_secs(5));
     let target = format!("sip:dialin@{}", server.sip);

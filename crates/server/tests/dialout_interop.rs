@@ -12,17 +12,6 @@ use support::*;
 
 const SECRET: &str = "MY_SECRET";
 
-fn create_session(server: &Server, session: &str) {
-    let (st, body) = api(
-        server.http,
-        "POST",
-        "/openvidu/api/sessions",
-        SECRET,
-        &format!(r#"{{"customSessionId":"{session}"}}"#),
-    );
-    assert_eq!(st, 200, "{body}");
-}
-
 /// POSTs a call for `session`; the status and the body as JSON.
 fn place(server: &Server, session: &str, body: &str) -> (u16, Value) {
     let (st, text) = api(
@@ -45,6 +34,39 @@ fn call(server: &Server, id: &str) -> Value {
     );
     assert_eq!(st, 200, "{body}");
     serde_json::from_str(&body).unwrap()
+}
+
+/// `DELETE /calls/{id}`: the status and the body.
+fn hang_up(server: &Server, id: &str) -> (u16, String) {
+    api(
+        server.http,
+        "DELETE",
+        &format!("/openvidu/api/calls/{id}"),
+        SECRET,
+        "",
+    )
+}
+
+/// Places a call for `session` to a new SIPp callee that rings until cancelled, and waits
+/// for its 180; the callee, its directory and the call id.
+fn ringing_call(
+    server: &Server,
+    session: &str,
+    name: &str,
+) -> (std::process::Child, std::path::PathBuf, String) {
+    let dir = scratch_dir(name);
+    let (sipp, port) = callee(&dir, "uas_ring_until_cancel.xml");
+    let (st, placed) = place(
+        server,
+        session,
+        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}"}}"#),
+    );
+    assert_eq!(st, 201, "{placed}");
+    let id = placed["id"].as_str().unwrap().to_owned();
+    wait_for("the 180", Duration::from_secs(5), || {
+        call(server, &id)["sipStatus"] == 180
+    });
+    (sipp, dir, id)
 }
 
 /// Waits until the call's record has `status`.
@@ -92,16 +114,7 @@ fn a_placed_call_is_heard_in_the_session_during_early_media_and_after_the_answer
     let scenario_file = dir.join("callee.xml");
     std::fs::write(&scenario_file, scenario).unwrap();
     // The interviewer publishes 1000 Hz and listens to the phone for 12 s once it appears.
-    let browser_wav = dir.join("browser.wav");
-    write_tone_wav(&browser_wav, 48_000, 1000.0, 60.0, 0.5);
-    let url = format!("http://{}", server.http);
-    let wav = browser_wav.display().to_string();
-    let browser = std::thread::spawn(move || {
-        node(
-            "browser_phone.cjs",
-            &[&url, SECRET, "interview", &wav, "700,1300", "0", "12"],
-        )
-    });
+    let browser = interviewer_listening(&server, &dir, "interview", &["700,1300", "0", "12"]);
     std::thread::sleep(Duration::from_secs(5));
     let (sipp, port) = carrier(&dir, &["-sf", scenario_file.to_str().unwrap()], "u1");
     let (st, placed) = place(
@@ -178,13 +191,7 @@ fn a_placed_call_is_heard_in_the_session_during_early_media_and_after_the_answer
     assert!(server.metric("phonebridge_mix_frames_up_total") > 300.0);
     assert!(server.metric("phonebridge_mix_packets_down_total") > 300.0);
     // Hang up through the API: a BYE, the record and the webhooks.
-    let (st, body) = api(
-        server.http,
-        "DELETE",
-        &format!("/openvidu/api/calls/{id}"),
-        SECRET,
-        "",
-    );
+    let (st, body) = hang_up(&server, &id);
     assert_eq!(st, 200, "{body}");
     assert_eq!(finish(sipp, &dir), (1, 0), "the callee saw the whole call");
     let ended = call(&server, &id);
@@ -269,25 +276,8 @@ fn ring_timeout_delete_and_a_closed_session_cancel_a_ringing_call() {
     assert!((1900..4000).contains(&took), "cancelled after {took} ms");
     assert_eq!(finish(sipp, &dir), (1, 0), "the callee got the CANCEL");
     // DELETE while it rings: CANCEL, `callDeleted`.
-    let dir = scratch_dir("dialout-delete-ringing");
-    let (sipp, port) = callee(&dir, "uas_ring_until_cancel.xml");
-    let (st, placed) = place(
-        &server,
-        "s2",
-        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}"}}"#),
-    );
-    assert_eq!(st, 201, "{placed}");
-    let id = placed["id"].as_str().unwrap();
-    wait_for("the 180", Duration::from_secs(5), || {
-        call(&server, id)["sipStatus"] == 180
-    });
-    let (st, body) = api(
-        server.http,
-        "DELETE",
-        &format!("/openvidu/api/calls/{id}"),
-        SECRET,
-        "",
-    );
+    let (sipp, dir, id) = ringing_call(&server, "s2", "dialout-delete-ringing");
+    let (st, body) = hang_up(&server, &id);
     assert_eq!(st, 200, "{body}");
     let deleted: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(deleted["status"], "ended");
@@ -295,18 +285,7 @@ fn ring_timeout_delete_and_a_closed_session_cancel_a_ringing_call() {
     assert_eq!(deleted["sipStatus"], 487);
     assert_eq!(finish(sipp, &dir), (1, 0), "the callee got the CANCEL");
     // The session closes while it rings: CANCEL, `sessionClosed`.
-    let dir = scratch_dir("dialout-session-closed-ringing");
-    let (sipp, port) = callee(&dir, "uas_ring_until_cancel.xml");
-    let (st, placed) = place(
-        &server,
-        "s2",
-        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}"}}"#),
-    );
-    assert_eq!(st, 201, "{placed}");
-    let id = placed["id"].as_str().unwrap();
-    wait_for("the 180", Duration::from_secs(5), || {
-        call(&server, id)["sipStatus"] == 180
-    });
+    let (sipp, dir, id) = ringing_call(&server, "s2", "dialout-session-closed-ringing");
     let (st, _) = api(
         server.http,
         "DELETE",
@@ -315,7 +294,7 @@ fn ring_timeout_delete_and_a_closed_session_cancel_a_ringing_call() {
         "",
     );
     assert_eq!(st, 204);
-    let ended = wait_status(&server, id, "ended", Duration::from_secs(5));
+    let ended = wait_status(&server, &id, "ended", Duration::from_secs(5));
     assert_eq!(ended["endReason"], "sessionClosed", "{ended}");
     assert_eq!(ended["sipStatus"], 487);
     assert_eq!(finish(sipp, &dir), (1, 0), "the callee got the CANCEL");

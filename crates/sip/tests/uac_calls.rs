@@ -193,6 +193,19 @@ fn busy_ends_the_call_with_the_status() {
     assert_eq!(h.sent_starting("ACK ").len(), 1);
 }
 
+/// The far end answers our CANCEL with 200 and the INVITE with 487: the call ends as ours.
+fn cancel_completes(h: &mut Harness, call: CallHandle, inv: &str, cancel: &str) {
+    h.recv(&reply(cancel, 200, Some("r"), "", ""));
+    h.recv(&reply(inv, 487, Some("r"), "", ""));
+    assert_eq!(
+        h.take_events(),
+        [Event::Ended {
+            call,
+            reason: EndReason::LocalHangup
+        }]
+    );
+}
+
 #[test]
 fn cancel_waits_for_a_provisional_then_reuses_the_invite_branch() {
     let mut h = Harness::udp();
@@ -212,15 +225,7 @@ fn cancel_waits_for_a_provisional_then_reuses_the_invite_branch() {
     assert_eq!(header(&cancel, "Via"), header(&inv, "Via"));
     assert_eq!(header(&cancel, "CSeq"), Some("1 CANCEL"));
     assert!(h.take_events().is_empty(), "no Progress after hang-up");
-    h.recv(&reply(&cancel, 200, Some("r"), "", ""));
-    h.recv(&reply(&inv, 487, Some("r"), "", ""));
-    assert_eq!(
-        h.take_events(),
-        [Event::Ended {
-            call,
-            reason: EndReason::LocalHangup
-        }]
-    );
+    cancel_completes(&mut h, call, &inv, &cancel);
 }
 
 #[test]
@@ -241,15 +246,7 @@ fn shutdown_cancels_a_ringing_call_we_placed() {
     );
     let cancel = h.sent_starting("CANCEL ").pop().expect("CANCEL").1;
     assert_eq!(h.ep.awaiting_answers(), 2, "the INVITE and the CANCEL");
-    h.recv(&reply(&cancel, 200, Some("r"), "", ""));
-    h.recv(&reply(&inv, 487, Some("r"), "", ""));
-    assert_eq!(
-        h.take_events(),
-        [Event::Ended {
-            call,
-            reason: EndReason::LocalHangup
-        }]
-    );
+    cancel_completes(&mut h, call, &inv, &cancel);
 }
 
 #[test]

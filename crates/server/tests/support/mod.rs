@@ -734,6 +734,42 @@ pub fn node(script: &str, args: &[&str]) -> std::process::Output {
         .expect("node (Node.js 20) must be installed")
 }
 
+/// Creates the session `id` on `server` (secret `MY_SECRET`).
+pub fn create_session(server: &Server, id: &str) {
+    let (st, body) = api(
+        server.http,
+        "POST",
+        "/openvidu/api/sessions",
+        "MY_SECRET",
+        &format!(r#"{{"customSessionId":"{id}"}}"#),
+    );
+    assert_eq!(st, 200, "{body}");
+}
+
+/// A headless Chromium interviewer (`browser_phone.cjs`) in `session` of `server`: publishes
+/// a 1000 Hz microphone and measures the phone's stream; `args` are the script's frequencies,
+/// stay and measuring seconds. Runs on its own thread; join it for the script's output.
+pub fn interviewer_listening(
+    server: &Server,
+    dir: &Path,
+    session: &str,
+    args: &[&str],
+) -> std::thread::JoinHandle<std::process::Output> {
+    let wav = dir.join("browser.wav");
+    write_tone_wav(&wav, 48_000, 1000.0, 60.0, 0.5);
+    let mut all: Vec<String> = vec![
+        format!("http://{}", server.http),
+        "MY_SECRET".into(),
+        session.into(),
+        wav.display().to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    std::thread::spawn(move || {
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        node("browser_phone.cjs", &refs)
+    })
+}
+
 /// G.711 A-law of one sample (ITU-T G.711: 13-bit magnitude, segment and step, even bits
 /// inverted).
 pub fn alaw(sample: i16) -> u8 {
