@@ -32,27 +32,13 @@ import sys
 import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TICKS = os.sysconf("SC_CLK_TCK")
+from benchlib import ROOT, cpu_seconds, free_port, publish, wait_for_port
+
 SERVER = os.path.join(ROOT, "target/release/phonebridge")
 CLIENT = os.path.join(ROOT, "target/release/examples/bridge_bench")
 METRICS = ["phonebridge_mix_frames_up_total", "phonebridge_mix_packets_down_total",
            "phonebridge_mix_frames_dropped_total", "phonebridge_mix_starvations_total",
            "phonebridge_mix_concealed_total", "phonebridge_leg_ticks_late_total"]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def free_port(kind=socket.SOCK_STREAM):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def metrics(http_port):
@@ -80,12 +66,7 @@ def run(k, seconds):
          "-rtp_echo", "-nostdin"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/tmp")
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", http_port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_port(http_port)
         client = subprocess.Popen(
             [CLIENT, f"http://127.0.0.1:{http_port}", "MY_SECRET", str(k), str(seconds),
              f"127.0.0.1:{callee_port}"],
@@ -151,11 +132,7 @@ def main():
             f"{mix['phonebridge_mix_starvations_total']:.0f} | {mix['phonebridge_leg_ticks_late_total']:.0f} | "
             f"{r['bursts_heard']} / {r['bursts_sent']} | {sfu['p50_ms']:.1f} / {sfu['p90_ms']:.1f} | "
             f"{rt['p50_ms']:.1f} / {rt['p90_ms']:.1f} | {added:.1f} |")
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.write:
-        with open(os.path.join(ROOT, "bench/RESULTS.md"), "a") as f:
-            f.write("\n" + report)
+    publish("\n".join(lines) + "\n", args.write)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,10 @@ import ctypes.util
 import datetime
 import math
 import os
-import random
 import subprocess
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, publish
 
 
 def signal(rate):
@@ -149,11 +148,7 @@ def main():
             "| operation | phonebridge µs/frame | reference µs/frame |", "| --- | ---: | ---: |"]
     for name, us, ref in rows:
         text.append(f"| {name} | {us:.2f} | {'' if ref is None else f'{ref:.2f}'} |")
-    report = "\n".join(text) + "\n"
-    print(report)
-    if args.write:
-        with open(os.path.join(ROOT, "bench/RESULTS.md"), "a") as f:
-            f.write("\n" + report)
+    publish("\n".join(text) + "\n", args.write)
 
 
 if __name__ == "__main__":

@@ -18,29 +18,14 @@ import argparse
 import datetime
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TICKS = os.sysconf("SC_CLK_TCK")
+from benchlib import ROOT, cpu_seconds, free_port, publish, wait_for_port
+
 SERVER = os.path.join(ROOT, "target/release/phonebridge")
 CLIENT = os.path.join(ROOT, "target/release/examples/sfu_bench")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def run_client(args):
@@ -55,12 +40,7 @@ def run_sfu(n, seconds):
          "--webrtc", "127.0.0.1:0", "--log", "warn"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for_port(port)
         client = subprocess.Popen([CLIENT, f"http://127.0.0.1:{port}", "MY_SECRET", str(n), str(seconds)],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         ready = client.stdout.readline()
@@ -105,11 +85,7 @@ def main():
     for n, r, streams, pps in rows:
         cpu = r["cpu"] * 100
         lines.append(f"| {n} | {streams} | {pps:.0f} | {cpu:.1f} | {cpu / streams:.2f} | {r['p50_us']} / {r['p90_us']} / {r['p99_us']} | {r['p50_us'] - direct['p50_us']} |")
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.write:
-        with open(os.path.join(ROOT, "bench/RESULTS.md"), "a") as f:
-            f.write("\n" + report)
+    publish("\n".join(lines) + "\n", args.write)
 
 
 if __name__ == "__main__":

@@ -105,21 +105,10 @@ impl Listener {
     }
 }
 
+/// Joins `session` as a publisher, with pings due only every minute: the clients send none
+/// while they send media.
 fn join(base: &str, secret: &str, session: &str) -> Signal {
-    let token = http(
-        base,
-        secret,
-        "POST",
-        &format!("/openvidu/api/sessions/{session}/connection"),
-        &json!({"role": "PUBLISHER"}),
-    )["token"]
-        .as_str()
-        .expect("a token")
-        .to_owned();
-    let mut sig = Signal::open(&token);
-    sig.call("ping", json!({"interval": 60000}));
-    sig.call("joinRoom", json!({"token": token, "session": session, "platform": "bench", "sdkVersion": "2.32.2", "metadata": "", "secret": "", "recorder": false, "stt": false}));
-    sig
+    Signal::join(base, secret, session, "PUBLISHER", 60_000)
 }
 
 fn publish(base: &str, secret: &str, session: &str, cycle: Vec<Vec<u8>>) -> (Publisher, String) {

@@ -165,25 +165,7 @@ fn main() {
         "/openvidu/api/sessions",
         &json!({"customSessionId": session}),
     );
-    let token = |role: &str| {
-        http(
-            base,
-            secret,
-            "POST",
-            &format!("/openvidu/api/sessions/{session}/connection"),
-            &json!({"role": role}),
-        )["token"]
-            .as_str()
-            .expect("a token")
-            .to_owned()
-    };
-    let join = |sig: &mut Signal, token: &str| {
-        sig.call("ping", json!({"interval": 5000}));
-        sig.call("joinRoom", json!({"token": token, "session": session, "platform": "bench", "sdkVersion": "2.32.2", "metadata": "", "secret": "", "recorder": false, "stt": false}))
-    };
-    let t = token("PUBLISHER");
-    let mut pub_sig = Signal::open(&t);
-    join(&mut pub_sig, &t);
+    let mut pub_sig = Signal::join(base, secret, &session, "PUBLISHER", 5000);
     let mut publisher = Client::new(start);
     let (offer, pending, a, v) = publisher.offer(Direction::SendOnly);
     let r = pub_sig.call("publishVideo", json!({"sdpOffer": offer.to_sdp_string(), "doLoopback": false, "hasAudio": true, "hasVideo": true, "audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": "{\"width\":640,\"height\":480}"}));
@@ -192,9 +174,7 @@ fn main() {
     let mut subs = Vec::new();
     let mut sigs = Vec::new();
     for _ in 0..n {
-        let t = token("SUBSCRIBER");
-        let mut sig = Signal::open(&t);
-        join(&mut sig, &t);
+        let mut sig = Signal::join(base, secret, &session, "SUBSCRIBER", 5000);
         let mut c = Client::new(start);
         let (offer, pending, _, _) = c.offer(Direction::RecvOnly);
         let r = sig.call(

@@ -32,6 +32,24 @@ pub struct Signal {
 }
 
 impl Signal {
+    /// A new connection of `role` to `session`, joined (pinging every `ping_ms`).
+    pub fn join(base: &str, secret: &str, session: &str, role: &str, ping_ms: u64) -> Signal {
+        let token = http(
+            base,
+            secret,
+            "POST",
+            &format!("/openvidu/api/sessions/{session}/connection"),
+            &json!({"role": role}),
+        )["token"]
+            .as_str()
+            .expect("a token")
+            .to_owned();
+        let mut sig = Signal::open(&token);
+        sig.call("ping", json!({"interval": ping_ms}));
+        sig.call("joinRoom", json!({"token": token, "session": session, "platform": "bench", "sdkVersion": "2.32.2", "metadata": "", "secret": "", "recorder": false, "stt": false}));
+        sig
+    }
+
     pub fn open(token: &str) -> Signal {
         let (host, query) = token.split_once('?').unwrap();
         let sid = query
