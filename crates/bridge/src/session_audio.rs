@@ -61,6 +61,8 @@ pub struct SessionAudio {
     sources: HashMap<String, Source>,
     mixer: Mixer,
     scratch: Vec<i16>,
+    /// A session packet's decoded audio (kept to spare an allocation per packet).
+    decoded: Vec<i16>,
     stats: SessionAudioStats,
 }
 
@@ -94,6 +96,7 @@ impl SessionAudio {
             sources: HashMap::new(),
             mixer: Self::mixer(mix_frame, None),
             scratch: Vec::with_capacity(FRAME_48K),
+            decoded: Vec::with_capacity(FRAME_48K * 3),
             stats: SessionAudioStats::default(),
         }
     }
@@ -203,7 +206,8 @@ impl SessionAudio {
             });
         self.stats.packets_down += 1;
         let frame = self.mix_frame;
-        let mut pcm = Vec::with_capacity(frame * 3);
+        let pcm = &mut self.decoded;
+        pcm.clear();
         if let Some(next) = s.next_seq {
             if seq < next {
                 self.stats.stale += 1;
@@ -211,12 +215,12 @@ impl SessionAudio {
             }
             let missing = (seq - next).min(MAX_CONCEALED);
             for _ in 0..missing {
-                s.decoder.conceal(frame, &mut pcm);
+                s.decoder.conceal(frame, pcm);
                 self.stats.concealed += 1;
             }
         }
         s.next_seq = Some(seq + 1);
-        s.decoder.decode(payload, &mut pcm);
+        s.decoder.decode(payload, pcm);
         for f in pcm.chunks(frame) {
             self.mixer.push(stream, f);
         }
