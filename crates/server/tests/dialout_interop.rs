@@ -47,22 +47,35 @@ fn hang_up(server: &Server, id: &str) -> (u16, String) {
     )
 }
 
-/// Places a call for `session` to a new SIPp callee that rings until cancelled, and waits
-/// for its 180; the callee, its directory and the call id.
+/// Places a call for `session` (the body's fields after `to`: `more`) to a new SIPp callee
+/// playing `scenario`, in the scratch directory `name`; the callee, its directory and the
+/// call id.
+fn call_callee(
+    server: &Server,
+    session: &str,
+    name: &str,
+    scenario: &str,
+    more: &str,
+) -> (std::process::Child, std::path::PathBuf, String) {
+    let dir = scratch_dir(name);
+    let (sipp, port) = callee(&dir, scenario);
+    let (st, placed) = place(
+        server,
+        session,
+        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}"{more}}}"#),
+    );
+    assert_eq!(st, 201, "{placed}");
+    let id = placed["id"].as_str().unwrap().to_owned();
+    (sipp, dir, id)
+}
+
+/// A call for `session` to a new SIPp callee that rings until cancelled, once its 180 came.
 fn ringing_call(
     server: &Server,
     session: &str,
     name: &str,
 ) -> (std::process::Child, std::path::PathBuf, String) {
-    let dir = scratch_dir(name);
-    let (sipp, port) = callee(&dir, "uas_ring_until_cancel.xml");
-    let (st, placed) = place(
-        server,
-        session,
-        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}"}}"#),
-    );
-    assert_eq!(st, 201, "{placed}");
-    let id = placed["id"].as_str().unwrap().to_owned();
+    let (sipp, dir, id) = call_callee(server, session, name, "uas_ring_until_cancel.xml", "");
     wait_for("the 180", Duration::from_secs(5), || {
         call(server, &id)["sipStatus"] == 180
     });
@@ -230,15 +243,8 @@ fn a_busy_callee_ends_the_call_with_busy_and_its_status() {
     let hooks = WebhookReceiver::start();
     let server = Server::start(&["--webhook", &hooks.url]);
     create_session(&server, "s1");
-    let dir = scratch_dir("dialout-busy");
-    let (sipp, port) = callee(&dir, "uas_busy.xml");
-    let (st, placed) = place(
-        &server,
-        "s1",
-        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}"}}"#),
-    );
-    assert_eq!(st, 201, "{placed}");
-    let id = placed["id"].as_str().unwrap();
+    let (sipp, dir, id) = call_callee(&server, "s1", "dialout-busy", "uas_busy.xml", "");
+    let id = id.as_str();
     let ended = wait_status(&server, id, "ended", Duration::from_secs(10));
     assert_eq!(ended["endReason"], "busy", "{ended}");
     assert_eq!(ended["sipStatus"], 486);
@@ -260,16 +266,14 @@ fn ring_timeout_delete_and_a_closed_session_cancel_a_ringing_call() {
     let server = Server::start(&[]);
     create_session(&server, "s2");
     // No answer within ringTimeout: CANCEL, `noAnswer`.
-    let dir = scratch_dir("dialout-ring-timeout");
-    let (sipp, port) = callee(&dir, "uas_ring_until_cancel.xml");
-    let (st, placed) = place(
+    let (sipp, dir, id) = call_callee(
         &server,
         "s2",
-        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}","ringTimeout":2}}"#),
+        "dialout-ring-timeout",
+        "uas_ring_until_cancel.xml",
+        r#","ringTimeout":2"#,
     );
-    assert_eq!(st, 201, "{placed}");
-    let id = placed["id"].as_str().unwrap();
-    let ended = wait_status(&server, id, "ended", Duration::from_secs(8));
+    let ended = wait_status(&server, &id, "ended", Duration::from_secs(8));
     assert_eq!(ended["endReason"], "noAnswer", "{ended}");
     assert_eq!(ended["sipStatus"], 487);
     let took = ended["endedAt"].as_u64().unwrap() - ended["createdAt"].as_u64().unwrap();
@@ -407,15 +411,7 @@ fn call_webhooks_survive_a_receiver_outage_and_a_restart_exactly_once_in_order()
     ];
     let mut server = Server::start(&args);
     create_session(&server, "s5");
-    let dir = scratch_dir("dialout-outbox");
-    let (sipp, port) = callee(&dir, "uas_early_media.xml");
-    let (st, placed) = place(
-        &server,
-        "s5",
-        &format!(r#"{{"to":"sip:carol@127.0.0.1:{port}"}}"#),
-    );
-    assert_eq!(st, 201, "{placed}");
-    let id = placed["id"].as_str().unwrap().to_owned();
+    let (sipp, dir, id) = call_callee(&server, "s5", "dialout-outbox", "uas_early_media.xml", "");
     wait_status(&server, &id, "answered", Duration::from_secs(10));
     // The receiver is down: the call's events wait in the outbox.
     let (_, pending) = api(
