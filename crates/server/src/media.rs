@@ -61,20 +61,53 @@ pub(crate) struct Bridge {
 /// Audio a prompt plays, at 16 kHz.
 pub(crate) type PromptAudio = Arc<Vec<i16>>;
 
+/// What the session sends a bridged leg: other publishers' packets and their departures.
+#[derive(Debug)]
+pub(crate) enum SessionInput {
+    /// An Opus packet of another publisher in the session.
+    Audio {
+        stream: Arc<str>,
+        seq: u64,
+        payload: Arc<[u8]>,
+    },
+    /// A publisher in the session stopped: forget its source.
+    Gone(Arc<str>),
+}
+
+/// Session input waiting for a leg's next 20 ms tick. The hub appends without waking the leg
+/// (the mix is made at the tick anyway), so a call costs one wake-up per tick rather than one
+/// per packet of every publisher.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SessionInbox(Arc<Mutex<Vec<SessionInput>>>);
+
+/// Packets held for a leg that stopped ticking (about a second of five publishers) before
+/// new ones are dropped; departures are always kept.
+const INBOX_LIMIT: usize = 256;
+
+impl SessionInbox {
+    pub(crate) fn push(&self, input: SessionInput) {
+        if let Ok(mut q) = self.0.lock() {
+            if q.len() < INBOX_LIMIT || matches!(input, SessionInput::Gone(_)) {
+                q.push(input);
+            }
+        }
+    }
+
+    /// Moves everything waiting into `into` (emptied first).
+    fn take(&self, into: &mut Vec<SessionInput>) {
+        into.clear();
+        if let Ok(mut q) = self.0.lock() {
+            std::mem::swap(&mut *q, into);
+        }
+    }
+}
+
 pub(crate) enum Command {
     /// Join the session: from now on the phone's audio goes up and the mix comes down.
     Bridge(Box<Bridge>),
     /// Play a prompt (replacing whatever plays); `PromptDone` follows when it ends.
     Play(PromptAudio),
     StopPrompt,
-    /// An Opus packet of another publisher in the session.
-    SessionAudio {
-        stream: Arc<str>,
-        seq: u64,
-        payload: Arc<[u8]>,
-    },
-    /// A publisher in the session stopped: forget its source.
-    SourceGone(String),
     /// Which streams the phone hears (`None`: all others).
     Subscriptions(Option<std::collections::HashSet<String>>),
     Mute(bool),
@@ -151,6 +184,7 @@ pub(crate) fn mixing_totals(stats: &LegStats) -> MixingStats {
 #[derive(Debug)]
 pub(crate) struct MediaLeg {
     tx: mpsc::UnboundedSender<Command>,
+    inbox: SessionInbox,
     task: JoinHandle<()>,
 }
 
@@ -170,6 +204,7 @@ impl MediaLeg {
         let rtp = UdpSocket::from_std(rtp)?;
         let rtcp = UdpSocket::from_std(rtcp)?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let inbox = SessionInbox::default();
         let leg = Leg {
             call,
             mode,
@@ -180,10 +215,11 @@ impl MediaLeg {
             stats,
             prompt: None,
             bridge: None,
+            inbox: inbox.clone(),
             ticks_late: 0,
         };
         let task = tokio::spawn(leg.run(rx));
-        Ok(MediaLeg { tx, task })
+        Ok(MediaLeg { tx, inbox, task })
     }
 
     pub(crate) fn update(&self, negotiated: AudioSession) {
@@ -202,9 +238,14 @@ impl MediaLeg {
         let _ = self.tx.send(c);
     }
 
-    /// A sender for the hub to reach the leg directly.
+    /// A sender for the gateway's messages to the leg.
     pub(crate) fn sender(&self) -> mpsc::UnboundedSender<Command> {
         self.tx.clone()
+    }
+
+    /// Where the hub leaves the session's audio for the leg.
+    pub(crate) fn inbox(&self) -> SessionInbox {
+        self.inbox.clone()
     }
 
     /// Ends the leg; its sockets close when the task finishes.
@@ -225,6 +266,7 @@ struct Leg {
     /// The prompt playing (at the phone's rate) and how far it got.
     prompt: Option<(Vec<i16>, usize)>,
     bridge: Option<(Bridge, SessionAudio)>,
+    inbox: SessionInbox,
     ticks_late: u64,
 }
 
@@ -239,6 +281,7 @@ impl Leg {
         let mut rtcp_buf = vec![0u8; 2048];
         let mut frame = Vec::with_capacity(960);
         let (mut up, mut down) = (Vec::with_capacity(400), Vec::with_capacity(960));
+        let mut session = Vec::new();
         loop {
             let deadline = tokio::time::Instant::from_std(self.audio.poll_timeout());
             tokio::select! {
@@ -254,7 +297,7 @@ impl Leg {
                     if due.elapsed() > Duration::from_millis(20) {
                         self.ticks_late += 1;
                     }
-                    self.tick(&mut frame, &mut up, &mut down)
+                    self.tick(&mut frame, &mut up, &mut down, &mut session)
                 }
                 _ = tokio::time::sleep_until(deadline) => self.audio.handle_timeout(now(), ntp_now()),
                 _ = publish.tick() => self.publish(),
@@ -273,16 +316,6 @@ impl Leg {
                     }
                     Some(Command::Play(p)) => self.play(&p),
                     Some(Command::StopPrompt) => self.prompt = None,
-                    Some(Command::SessionAudio { stream, seq, payload }) => {
-                        if let Some((_, sa)) = &mut self.bridge {
-                            sa.from_session(&stream, seq, &payload);
-                        }
-                    }
-                    Some(Command::SourceGone(stream)) => {
-                        if let Some((_, sa)) = &mut self.bridge {
-                            sa.remove_source(&stream);
-                        }
-                    }
                     Some(Command::Subscriptions(subs)) => {
                         if let Some((_, sa)) = &mut self.bridge {
                             sa.set_subscriptions(subs);
@@ -315,7 +348,13 @@ impl Leg {
     }
 
     /// One 20 ms tick: the phone's frame in, what it hears out.
-    fn tick(&mut self, frame: &mut Vec<i16>, up: &mut Vec<u8>, down: &mut Vec<i16>) {
+    fn tick(
+        &mut self,
+        frame: &mut Vec<i16>,
+        up: &mut Vec<u8>,
+        down: &mut Vec<i16>,
+        session: &mut Vec<SessionInput>,
+    ) {
         let now = now();
         frame.clear();
         self.audio.pull(now, frame);
@@ -328,6 +367,17 @@ impl Leg {
                 let (conn, payload) = (b.connection.clone(), up.clone());
                 b.hub
                     .post(move |hub, _| hub.phone_audio(&conn, ts, &payload));
+                self.inbox.take(session);
+                for input in session.drain(..) {
+                    match input {
+                        SessionInput::Audio {
+                            stream,
+                            seq,
+                            payload,
+                        } => sa.from_session(&stream, seq, &payload),
+                        SessionInput::Gone(stream) => sa.remove_source(&stream),
+                    }
+                }
                 sa.to_phone(down);
             }
             (None, LegMode::Echo) => down.extend_from_slice(frame),

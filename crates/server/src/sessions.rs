@@ -20,7 +20,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::media::Command as LegCommand;
+use crate::media::{SessionInbox, SessionInput};
 use crate::outbox::Outbox;
 use crate::sip_driver::now;
 
@@ -42,7 +42,8 @@ pub(crate) enum ToParticipant {
 struct PhoneTap {
     session: String,
     stream: Arc<str>,
-    leg: mpsc::UnboundedSender<LegCommand>,
+    /// Where the session's audio for the phone's leg goes.
+    inbox: SessionInbox,
     /// Sequence number of the phone's packets as other phones receive them.
     seq: u64,
 }
@@ -141,7 +142,7 @@ impl Hub {
         create: bool,
         data: (&str, &str),
         ip: &str,
-        leg: mpsc::UnboundedSender<LegCommand>,
+        inbox: SessionInbox,
     ) -> Result<(String, String), JoinError> {
         let failed = |e: RoomsError| JoinError::Failed(e.to_string());
         if self.rooms.session(session_id).is_none() {
@@ -172,7 +173,7 @@ impl Hub {
             PhoneTap {
                 session: session_id.to_owned(),
                 stream: stream.id.as_str().into(),
-                leg,
+                inbox,
                 seq: 0,
             },
         );
@@ -215,7 +216,7 @@ impl Hub {
         let (session, stream, seq) = (tap.session.clone(), tap.stream.clone(), tap.seq);
         self.sfu.write_local_audio(now(), connection, ts, payload);
         let shared: Arc<[u8]> = payload.into();
-        self.to_phones(&session, connection, || LegCommand::SessionAudio {
+        self.to_phones(&session, connection, || SessionInput::Audio {
             stream: stream.clone(),
             seq,
             payload: shared.clone(),
@@ -238,7 +239,7 @@ impl Hub {
             }
         }
         let (session, stream) = &self.streams[&a.publisher];
-        self.to_phones(session, &a.publisher, || LegCommand::SessionAudio {
+        self.to_phones(session, &a.publisher, || SessionInput::Audio {
             stream: stream.clone(),
             seq: a.seq,
             payload: a.payload.clone(),
@@ -255,19 +256,17 @@ impl Hub {
                 None => return,
             },
         };
-        self.to_phones(&session, publisher, || {
-            LegCommand::SourceGone(stream.to_string())
-        });
+        self.to_phones(&session, publisher, || SessionInput::Gone(stream.clone()));
     }
 
     /// Sends `make()` to the leg of every phone in `session` but `except`.
-    fn to_phones(&self, session: &str, except: &str, make: impl Fn() -> LegCommand) {
+    fn to_phones(&self, session: &str, except: &str, make: impl Fn() -> SessionInput) {
         for phone in self.by_session.get(session).into_iter().flatten() {
             if phone == except {
                 continue;
             }
             if let Some(t) = self.phones.get(phone) {
-                let _ = t.leg.send(make());
+                t.inbox.push(make());
             }
         }
     }

@@ -709,7 +709,7 @@ impl Gateway {
             return;
         };
         let ip = c.source.to_string();
-        let Some(leg) = c.leg.as_ref().map(MediaLeg::sender) else {
+        let Some(inbox) = c.leg.as_ref().map(MediaLeg::inbox) else {
             return;
         };
         let Some(d) = c.bridged() else {
@@ -727,7 +727,7 @@ impl Gateway {
         };
         let tx = self.tx.clone();
         links.hub.post(move |hub, now_ms| {
-            let result = hub.join_phone(now_ms, &session, create, (&data.0, &data.1), &ip, leg);
+            let result = hub.join_phone(now_ms, &session, create, (&data.0, &data.1), &ip, inbox);
             let _ = tx.send(GatewayMsg::Joined { call: h, result });
         });
     }
