@@ -94,6 +94,10 @@ impl Decode for CodecDecoder {
     }
 }
 
+/// What is left of a held loss figure at each receiver report of less (the phone reports
+/// every few seconds).
+const LOSS_DECAY: f64 = 0.5;
+
 /// One phone leg's audio. See the module documentation for the drain rule.
 pub struct PhoneAudio {
     transport: RtpSession,
@@ -101,6 +105,8 @@ pub struct PhoneAudio {
     negotiated: AudioSession,
     decoder: CodecDecoder,
     encoder: AudioEncoder,
+    /// The loss the phone reports on what it receives (percent, held at its recent peak).
+    phone_loss: f64,
     jitter: JitterBuffer,
     events_in: EventReceiver,
     events_out: Option<EventSender>,
@@ -153,6 +159,7 @@ impl PhoneAudio {
             media_timeout,
             decoder: CodecDecoder(AudioDecoder::new(kind)),
             encoder: AudioEncoder::new(kind),
+            phone_loss: 0.0,
             jitter: JitterBuffer::new(kind.clock_rate(), kind.sample_rate(), MAX_JITTER_DELAY),
             events_in: EventReceiver::default(),
             events_out: event_sender(negotiated),
@@ -199,6 +206,8 @@ impl PhoneAudio {
         if kind != self.encoder.kind() {
             // Another codec: new encoder, decoder and buffer at its rates.
             self.encoder = AudioEncoder::new(kind);
+            self.encoder
+                .set_expected_loss(self.phone_loss.round().min(100.0) as u8);
             self.switch_decoder(kind);
             self.pending.clear();
             self.marker = true;
@@ -246,6 +255,11 @@ impl PhoneAudio {
     /// A datagram from the RTCP socket.
     pub fn handle_rtcp(&mut self, now: Instant, ntp: u64, from: SocketAddr, mut buf: Vec<u8>) {
         self.transport.handle_rtcp(now, ntp, from, &mut buf);
+        // The loss the phone reports, held at its recent peak, sizes an Opus phone's FEC.
+        let reported = self.transport.stats().remote_loss_pct;
+        self.phone_loss = reported.max(self.phone_loss * LOSS_DECAY);
+        self.encoder
+            .set_expected_loss(self.phone_loss.round().min(100.0) as u8);
     }
 
     /// A digit the phone sent by SIP INFO.

@@ -58,6 +58,8 @@ pub struct SessionAudio {
     encoder: AudioEncoder,
     ts: u32,
     muted: bool,
+    /// Loss the subscribers see (percent), for the encoder's FEC.
+    uplink_loss: u8,
     sources: HashMap<String, Source>,
     mixer: Mixer,
     scratch: Vec<i16>,
@@ -93,6 +95,7 @@ impl SessionAudio {
             encoder,
             ts: first_ts,
             muted: false,
+            uplink_loss: 0,
             sources: HashMap::new(),
             mixer: Self::mixer(mix_frame, None),
             scratch: Vec::with_capacity(FRAME_48K),
@@ -142,6 +145,7 @@ impl SessionAudio {
         if rate != self.phone_rate {
             self.phone_rate = rate;
             (self.encoder, self.up, self.up_frame) = Self::uplink(rate);
+            self.encoder.set_expected_loss(self.uplink_loss);
             (self.mix_rate, self.down) = Self::downlink(rate);
             self.mix_frame = self.mix_rate as usize / 50;
             self.sources.clear();
@@ -159,6 +163,14 @@ impl SessionAudio {
                 subscriptions: streams,
             },
         );
+    }
+
+    /// The share of the phone's packets (percent) the session's subscribers lose: above
+    /// zero the phone's Opus carries in-band FEC sized for it, at zero none (on a clean
+    /// path FEC only takes bits from the speech).
+    pub fn set_uplink_loss(&mut self, percent: u8) {
+        self.uplink_loss = percent;
+        self.encoder.set_expected_loss(percent);
     }
 
     /// Silences what the phone sends to the session (the packets keep flowing as silence).

@@ -101,10 +101,20 @@ pub struct TappedAudio {
 
 /// A publisher that is not a browser (a phone): its Opus packets are written in by the
 /// gateway rather than received over a peer connection.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 struct LocalPublisher {
     seq: u64,
+    /// Loss each subscriber reports (RTCP receiver reports), as a fraction held at its
+    /// recent peak: a report of more raises it at once, each report of less halves it.
+    loss: HashMap<String, f32>,
 }
+
+/// How often str0m reports a subscription's send statistics (and its receiver reports).
+const STATS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What is left of a held loss figure at a report of less. Browsers report audio loss about
+/// every five seconds: a burst of 10 % keeps FEC on for some 20 seconds of clean reports.
+const LOSS_DECAY: f32 = 0.5;
 
 /// One packet to forward, whoever sent it.
 struct Packet {
@@ -219,6 +229,16 @@ impl Sfu {
     pub fn add_local_publisher(&mut self, connection: &str) {
         self.local
             .insert(connection.to_owned(), LocalPublisher::default());
+    }
+
+    /// The loss, in percent, that the subscribers of local publisher `connection` see on
+    /// its stream: the worst subscriber's recent figure (0 without subscribers or reports).
+    #[must_use]
+    pub fn local_loss_percent(&self, connection: &str) -> u8 {
+        self.local.get(connection).map_or(0, |l| {
+            let worst = l.loss.values().copied().fold(0.0, f32::max);
+            (worst * 100.0).round() as u8
+        })
     }
 
     /// One Opus packet (`ts` at 48 kHz) of a local publisher, forwarded to its subscribers.
@@ -354,6 +374,11 @@ impl Sfu {
         if let Some(mut peer) = self.peers.remove(key) {
             peer.rtc.disconnect();
         }
+        if let Key::Sub(subscriber, publisher) = key {
+            if let Some(l) = self.local.get_mut(publisher) {
+                l.loss.remove(subscriber);
+            }
+        }
         self.routes.retain(|_, k| k != key);
         self.early_candidates.remove(key);
     }
@@ -380,6 +405,10 @@ impl Sfu {
                 "vp9" => cfg.enable_vp9(true),
                 _ => cfg,
             };
+        }
+        // Subscribers of a phone report their loss, which sets the phone's Opus FEC.
+        if matches!(&key, Key::Sub(_, p) if self.local.contains_key(p)) {
+            cfg = cfg.set_stats_interval(Some(STATS_INTERVAL));
         }
         let mut rtc = cfg.build(self.now);
         for (_, advertised) in &self.sockets {
@@ -482,6 +511,14 @@ impl Sfu {
                     payload: p.payload.clone(),
                 };
                 self.forward(publisher, video, &codec, &packet);
+            }
+            (Key::Sub(subscriber, publisher), Event::MediaEgressStats(stats)) => {
+                if let Some(l) = self.local.get_mut(publisher) {
+                    let held = l.loss.entry(subscriber.clone()).or_default();
+                    if let Some(reported) = stats.loss {
+                        *held = reported.clamp(0.0, 1.0).max(*held * LOSS_DECAY);
+                    }
+                }
             }
             (Key::Sub(_, publisher), Event::KeyframeRequest(req)) => {
                 self.request_keyframe(&publisher.clone(), req.kind);

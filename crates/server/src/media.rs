@@ -72,6 +72,8 @@ pub(crate) enum SessionInput {
     },
     /// A publisher in the session stopped: forget its source.
     Gone(Arc<str>),
+    /// The share of the phone's packets (percent) its subscribers lose.
+    Loss(u8),
 }
 
 /// Session input waiting for a leg's next 20 ms tick. The hub appends without waking the leg
@@ -81,13 +83,13 @@ pub(crate) enum SessionInput {
 pub(crate) struct SessionInbox(Arc<Mutex<Vec<SessionInput>>>);
 
 /// Packets held for a leg that stopped ticking (about a second of five publishers) before
-/// new ones are dropped; departures are always kept.
+/// new ones are dropped; the other inputs are always kept.
 const INBOX_LIMIT: usize = 256;
 
 impl SessionInbox {
     pub(crate) fn push(&self, input: SessionInput) {
         if let Ok(mut q) = self.0.lock() {
-            if q.len() < INBOX_LIMIT || matches!(input, SessionInput::Gone(_)) {
+            if q.len() < INBOX_LIMIT || !matches!(input, SessionInput::Audio { .. }) {
                 q.push(input);
             }
         }
@@ -376,6 +378,7 @@ impl Leg {
                             payload,
                         } => sa.from_session(&stream, seq, &payload),
                         SessionInput::Gone(stream) => sa.remove_source(&stream),
+                        SessionInput::Loss(percent) => sa.set_uplink_loss(percent),
                     }
                 }
                 sa.to_phone(down);

@@ -46,6 +46,8 @@ struct PhoneTap {
     inbox: SessionInbox,
     /// Sequence number of the phone's packets as other phones receive them.
     seq: u64,
+    /// The subscribers' loss last passed to the leg (percent), which sets its Opus FEC.
+    loss: u8,
 }
 
 /// What the hub tells the SIP gateway.
@@ -175,6 +177,7 @@ impl Hub {
                 stream: stream.id.as_str().into(),
                 inbox,
                 seq: 0,
+                loss: 0,
             },
         );
         self.by_session
@@ -286,6 +289,13 @@ impl Hub {
         }
         self.rooms.collect_garbage(now_ms);
         self.flush(now_ms);
+        for (connection, tap) in &mut self.phones {
+            let loss = self.sfu.local_loss_percent(connection);
+            if loss != tap.loss {
+                tap.loss = loss;
+                tap.inbox.push(SessionInput::Loss(loss));
+            }
+        }
         if let Ok(mut s) = self.stats.lock() {
             *s = self.sfu.stats();
         }
