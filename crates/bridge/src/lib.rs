@@ -18,7 +18,7 @@ pub use info::{info_body, info_digit};
 pub use menu::{MenuConfig, MenuEnd, MenuOutput, Prompt, VoiceMenu};
 
 pub use phone_audio::{
-    codec_kind, transport_config, PhoneAudio, PhoneAudioStats, PhoneEvent, StreamIds,
+    codec_kind, transport_config, PassedPacket, PhoneAudio, PhoneAudioStats, PhoneEvent, StreamIds,
 };
 pub use pin_guard::{PinGuard, PinGuardConfig};
 pub use session_audio::{SessionAudio, SessionAudioStats};

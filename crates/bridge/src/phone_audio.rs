@@ -79,18 +79,66 @@ pub struct PhoneAudioStats {
     pub dtmf_duplicates: u64,
 }
 
-/// The decoder as the jitter buffer drives it.
-struct CodecDecoder(AudioDecoder);
+/// An Opus packet of the phone handed on as it came (see [`PhoneAudio::set_pass_through`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassedPacket {
+    pub payload: Vec<u8>,
+    /// Its length, in 48 kHz clock units.
+    pub duration: u32,
+    /// Audio missing just before it (lost, or never sent), in 48 kHz clock units.
+    pub gap: u32,
+}
+
+/// The decoder as the jitter buffer drives it. While passing through, the packets the
+/// buffer releases in order are queued as they are (silence stands in for their audio)
+/// instead of being decoded.
+struct CodecDecoder {
+    codec: AudioDecoder,
+    passing: Option<Passing>,
+}
+
+#[derive(Default)]
+struct Passing {
+    packets: VecDeque<PassedPacket>,
+    gap: u32,
+}
+
+impl CodecDecoder {
+    fn new(kind: CodecKind) -> Self {
+        CodecDecoder {
+            codec: AudioDecoder::new(kind),
+            passing: None,
+        }
+    }
+}
 
 impl Decode for CodecDecoder {
     fn duration(&self, payload: &[u8]) -> Option<u32> {
-        self.0.duration(payload)
+        self.codec.duration(payload)
     }
     fn decode(&mut self, payload: &[u8], out: &mut Vec<i16>) {
-        self.0.decode(payload, out)
+        match &mut self.passing {
+            Some(p) => {
+                let duration = self.codec.duration(payload).unwrap_or(0);
+                p.packets.push_back(PassedPacket {
+                    payload: payload.to_vec(),
+                    duration,
+                    gap: std::mem::take(&mut p.gap),
+                });
+                // Opus: clock units are samples at the decoder's rate.
+                out.resize(out.len() + duration as usize, 0);
+            }
+            None => self.codec.decode(payload, out),
+        }
     }
     fn conceal(&mut self, samples: usize, out: &mut Vec<i16>) {
-        self.0.conceal(samples, out)
+        match &mut self.passing {
+            Some(p) => {
+                p.gap = p.gap.saturating_add(samples as u32);
+                out.resize(out.len() + samples, 0);
+            }
+            None => self.codec.conceal(samples, out),
+        }
     }
 }
 
@@ -157,7 +205,7 @@ impl PhoneAudio {
                 transport_config(negotiated, media_timeout),
             ),
             media_timeout,
-            decoder: CodecDecoder(AudioDecoder::new(kind)),
+            decoder: CodecDecoder::new(kind),
             encoder: AudioEncoder::new(kind),
             phone_loss: 0.0,
             jitter: JitterBuffer::new(kind.clock_rate(), kind.sample_rate(), MAX_JITTER_DELAY),
@@ -179,7 +227,7 @@ impl PhoneAudio {
 
     /// The rate of the PCM that [`Self::pull`] gives and [`Self::push`] takes.
     pub fn sample_rate(&self) -> u32 {
-        self.decoder.0.kind().sample_rate()
+        self.decoder.codec.kind().sample_rate()
     }
 
     pub fn negotiated(&self) -> &AudioSession {
@@ -217,7 +265,7 @@ impl PhoneAudio {
     }
 
     fn switch_decoder(&mut self, kind: CodecKind) {
-        self.decoder = CodecDecoder(AudioDecoder::new(kind));
+        self.decoder = CodecDecoder::new(kind);
         self.jitter = JitterBuffer::new(kind.clock_rate(), kind.sample_rate(), MAX_JITTER_DELAY);
         self.inband = DtmfDetector::new(kind.sample_rate());
     }
@@ -244,7 +292,7 @@ impl PhoneAudio {
             return;
         };
         let kind = codec_kind(format.codec);
-        if kind != self.decoder.0.kind() {
+        if kind != self.decoder.codec.kind() {
             self.switch_decoder(kind);
         }
         let (ssrc, seq, ts) = (p.ssrc, p.seq, p.ts);
@@ -278,13 +326,35 @@ impl PhoneAudio {
     pub fn pull(&mut self, now: Instant, out: &mut Vec<i16>) -> FrameKind {
         let start = out.len();
         let kind = self.jitter.pull(now, &mut self.decoder, out);
-        if kind != FrameKind::Silence {
+        if kind != FrameKind::Silence && self.decoder.passing.is_none() {
             self.inband.push(&out[start..]);
             while let Some(d) = self.inband.poll() {
                 self.digit(now, d.digit, DigitSource::InBand);
             }
         }
         kind
+    }
+
+    /// Hands the phone's Opus packets on as they come ([`Self::poll_passed`]) instead of
+    /// decoding them (`on`), or decodes again. Only an Opus phone passes through: its audio
+    /// reaches the session without a second encoding (no loss of quality, no encoder), still
+    /// in order, without duplicates and on the buffer's timing. While passing, [`Self::pull`]
+    /// gives silence and in-band digits are not detected (RFC 4733 and SIP INFO still are).
+    /// Returns whether the leg passes through.
+    pub fn set_pass_through(&mut self, on: bool) -> bool {
+        let on = on && self.decoder.codec.kind() == CodecKind::Opus;
+        match (on, self.decoder.passing.is_some()) {
+            (true, false) => self.decoder.passing = Some(Passing::default()),
+            (false, true) => self.decoder.passing = None,
+            _ => {}
+        }
+        on
+    }
+
+    /// The next packet passed through, in order.
+    #[must_use]
+    pub fn poll_passed(&mut self) -> Option<PassedPacket> {
+        self.decoder.passing.as_mut()?.packets.pop_front()
     }
 
     /// Audio for the phone (any length, at [`Self::sample_rate`]); sent in packets of the

@@ -32,7 +32,10 @@ struct Source {
 /// Counters of one call's session audio.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SessionAudioStats {
+    /// Frames of the phone encoded for the session.
     pub frames_up: u64,
+    /// Packets of an Opus phone passed to the session as they came.
+    pub packets_passed: u64,
     pub packets_down: u64,
     pub concealed: u64,
     pub stale: u64,
@@ -201,6 +204,15 @@ impl SessionAudio {
         let ts = self.ts;
         self.ts = self.ts.wrapping_add(FRAME_48K as u32);
         self.stats.frames_up += 1;
+        ts
+    }
+
+    /// A packet of an Opus phone passed on as it came, `duration` long (48 kHz clock) after
+    /// `gap` of missing audio; returns its RTP timestamp in the phone's session stream.
+    pub fn passed_from_phone(&mut self, gap: u32, duration: u32) -> u32 {
+        let ts = self.ts.wrapping_add(gap);
+        self.ts = ts.wrapping_add(duration);
+        self.stats.packets_passed += 1;
         ts
     }
 

@@ -314,3 +314,97 @@ fn hold_and_resume_stop_and_restart_what_the_phone_hears() {
     // On hold the gateway still received the phone's audio: no media timeout.
     assert!(std::iter::from_fn(|| pair.gw.poll_event()).all(|e| e != PhoneEvent::MediaTimeout));
 }
+
+fn caps(codec: Codec) -> Capabilities {
+    Capabilities {
+        codecs: vec![codec],
+        srtp: SrtpPolicy::Off,
+        ..Capabilities::default()
+    }
+}
+
+#[test]
+fn an_opus_phone_passes_through_in_order_once_with_its_holes() {
+    let mut pair = Pair::new(&caps(Codec::Opus));
+    assert!(pair.gw.set_pass_through(true));
+    let mut input = tone_input(700.0);
+    let (mut sent, mut passed, mut heard) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..100 {
+        let mut pcm = Vec::new();
+        input(i, pair.phone.sample_rate(), &mut pcm);
+        let arrives = pair.now() + Duration::from_millis(20);
+        pair.step(&pcm, &mut heard);
+        // The packet the phone just sent (plain RTP: a 12-byte header).
+        let new: Vec<usize> = (0..pair.in_flight.len())
+            .filter(|&k| pair.in_flight[k].1 && pair.in_flight[k].0 == arrives)
+            .collect();
+        for &k in &new {
+            sent.push(pair.in_flight[k].2[12..].to_vec());
+        }
+        let k = *new.last().expect("the phone sends every 20 ms");
+        match i {
+            20 => {
+                pair.in_flight.remove(k);
+                sent.pop();
+            }
+            30 => {
+                let copy = pair.in_flight[k].clone();
+                pair.in_flight.push(copy);
+            }
+            // Overtaken by the next packet: past its turn on this clean path (one packet of
+            // buffering), so dropped as late.
+            40 => pair.in_flight[k].0 += Duration::from_millis(25),
+            _ => {}
+        }
+        while let Some(p) = pair.gw.poll_passed() {
+            passed.push(p);
+        }
+    }
+    assert!(passed.len() > 90, "{} packets passed", passed.len());
+    // Each passed packet is the one sent at its place (compared by index, to keep a failure
+    // readable).
+    let order: Vec<Option<usize>> = passed
+        .iter()
+        .map(|p| sent.iter().position(|s| *s == p.payload))
+        .collect();
+    let late = 39; // the packet of tick 40, after the lost one
+    let expected: Vec<Option<usize>> = (0..=passed.len())
+        .filter(|i| *i != late)
+        .map(Some)
+        .collect();
+    assert_eq!(order, expected, "every packet as sent, in order, once");
+    assert!(passed.iter().all(|p| p.duration == 960));
+    let gaps: Vec<(usize, u32)> = passed
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.gap > 0)
+        .map(|(i, p)| (i, p.gap))
+        .collect();
+    assert_eq!(
+        gaps,
+        vec![(20, 960), (late, 960)],
+        "a 20 ms hole where a packet was lost, and where one came too late"
+    );
+    assert_eq!(pair.gw.stats().jitter.late, 1);
+    // Nothing was decoded meanwhile: the echo played silence back.
+    assert!(tone_share(&heard, 48_000, 700.0) < 0.05);
+
+    // Passing stops: the phone's audio is decoded again.
+    assert!(!pair.gw.set_pass_through(false));
+    heard.clear();
+    for i in 0..25 {
+        let mut pcm = Vec::new();
+        input(i, pair.phone.sample_rate(), &mut pcm);
+        pair.step(&pcm, &mut heard);
+    }
+    assert!(pair.gw.poll_passed().is_none());
+    assert!(tone_share(&heard[heard.len() / 2..], 48_000, 700.0) > 0.9);
+}
+
+#[test]
+fn only_an_opus_phone_passes_through() {
+    for codec in [Codec::Pcmu, Codec::Pcma, Codec::G722] {
+        let mut pair = Pair::new(&caps(codec));
+        assert!(!pair.gw.set_pass_through(true), "{codec:?}");
+    }
+}

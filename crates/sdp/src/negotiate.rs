@@ -445,11 +445,18 @@ pub fn accept_answer(
         })
         .collect();
     let send = *answered.first().ok_or(NegotiationError::NoCommonCodec)?;
-    let receive = offered
+    // We receive on the numbers we offered; a peer that sends on the numbers of its own
+    // answer instead (RFC 3264 §6.1 only says SHOULD keep them) is understood too, where its
+    // number does not already mean something else to us.
+    let ours_taken = |pt: u8| {
+        offered.iter().any(|o| o.pt == pt) || telephone_events(ours).iter().any(|t| t.pt == pt)
+    };
+    let mut receive: Vec<AudioFormat> = offered
         .iter()
         .copied()
         .filter(|o| answered.iter().any(|a| a.codec == o.codec))
         .collect();
+    receive.extend(answered.iter().filter(|a| !ours_taken(a.pt)));
     let te_answer = telephone_events(m);
     let dtmf_send = te_answer
         .iter()

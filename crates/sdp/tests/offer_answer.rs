@@ -337,6 +337,46 @@ fn our_offer_answered_by_a_peer_agrees_on_both_sides() {
 }
 
 #[test]
+fn a_peer_sending_on_its_own_answers_numbers_is_understood() {
+    let caps = Capabilities::default();
+    let keys = [KEY_A, KEY_B];
+    let ours = offer(&caps, &local(), &keys);
+    let opus_pt = ours.media[0]
+        .attrs("rtpmap")
+        .find_map(|r| r.strip_suffix(" opus/48000/2"))
+        .and_then(|pt| pt.parse::<u8>().ok())
+        .expect("we offer Opus");
+    assert_ne!(opus_pt, 96);
+    // Opus answered as 96; and 0 (PCMU), whose number is ours too.
+    let theirs = sdp("m=audio 4000 RTP/AVP 96 0\r\na=rtpmap:96 opus/48000/2\r\n");
+    let mine = accept_answer(&ours, &theirs, &caps, &keys).unwrap();
+    assert_eq!((mine.send.pt, mine.send.codec), (96, Codec::Opus));
+    let received: Vec<(u8, Codec)> = mine.receive.iter().map(|f| (f.pt, f.codec)).collect();
+    assert!(received.contains(&(opus_pt, Codec::Opus)), "{received:?}");
+    assert!(received.contains(&(96, Codec::Opus)), "{received:?}");
+    assert_eq!(
+        received.iter().filter(|(pt, _)| *pt == 0).count(),
+        1,
+        "{received:?}"
+    );
+    // A number of the answer that means something else in our offer keeps our meaning.
+    let te = ours.media[0]
+        .attrs("rtpmap")
+        .find_map(|r| r.strip_suffix(" telephone-event/8000"))
+        .and_then(|pt| pt.parse::<u8>().ok())
+        .expect("we offer telephone-event");
+    let clash = sdp(&format!(
+        "m=audio 4000 RTP/AVP {te}\r\na=rtpmap:{te} opus/48000/2\r\n"
+    ));
+    let mine = accept_answer(&ours, &clash, &caps, &keys).unwrap();
+    assert!(
+        mine.receive.iter().all(|f| f.pt != te),
+        "{:?}",
+        mine.receive
+    );
+}
+
+#[test]
 fn answers_that_do_not_fit_our_offer_are_refused() {
     let caps = Capabilities::default();
     let keys = [KEY_A, KEY_B];

@@ -261,6 +261,11 @@ fn media_metrics(media: &SharedLegStats, out: &mut String) {
         m.session.frames_up,
     );
     counter(
+        "mix_packets_passed_total",
+        "Packets of Opus phones passed to their sessions without transcoding.",
+        m.session.packets_passed,
+    );
+    counter(
         "mix_packets_down_total",
         "Session audio packets phones' mixes received.",
         m.session.packets_down,

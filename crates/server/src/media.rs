@@ -164,6 +164,7 @@ impl MixingStats {
     fn add(&mut self, o: &MixingStats) {
         let (s, x) = (&mut self.session, &o.session);
         s.frames_up += x.frames_up;
+        s.packets_passed += x.packets_passed;
         s.packets_down += x.packets_down;
         s.concealed += x.concealed;
         s.stale += x.stale;
@@ -364,11 +365,21 @@ impl Leg {
         match (&mut self.bridge, self.mode) {
             (Some((b, sa)), _) => {
                 sa.set_phone_rate(self.audio.sample_rate());
-                up.clear();
-                let ts = sa.from_phone(frame, up);
-                let (conn, payload) = (b.connection.clone(), up.clone());
-                b.hub
-                    .post(move |hub, _| hub.phone_audio(&conn, ts, &payload));
+                let up_to_session = |ts: u32, payload: Vec<u8>| {
+                    let conn = b.connection.clone();
+                    b.hub
+                        .post(move |hub, _| hub.phone_audio(&conn, ts, &payload));
+                };
+                if self.audio.set_pass_through(!sa.muted()) {
+                    // An Opus phone: its packets go to the session as they came.
+                    while let Some(p) = self.audio.poll_passed() {
+                        up_to_session(sa.passed_from_phone(p.gap, p.duration), p.payload);
+                    }
+                } else {
+                    up.clear();
+                    let ts = sa.from_phone(frame, up);
+                    up_to_session(ts, up.clone());
+                }
                 self.inbox.take(session);
                 for input in session.drain(..) {
                     match input {

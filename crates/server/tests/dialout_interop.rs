@@ -109,6 +109,21 @@ fn callee(dir: &std::path::Path, scenario: &str) -> (std::process::Child, u16) {
     carrier(dir, &["-sf", &scenario_path(scenario)], "u1")
 }
 
+/// Writes SIPp `scenario` into `dir` with each placeholder replaced by its capture's path.
+fn scenario_with(
+    dir: &std::path::Path,
+    scenario: &str,
+    captures: &[(&str, &std::path::Path)],
+) -> std::path::PathBuf {
+    let mut text = std::fs::read_to_string(scenario_path(scenario)).unwrap();
+    for (placeholder, path) in captures {
+        text = text.replace(placeholder, &path.display().to_string());
+    }
+    let file = dir.join(scenario);
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
 #[test]
 fn a_placed_call_is_heard_in_the_session_during_early_media_and_after_the_answer() {
     let hooks = WebhookReceiver::start();
@@ -118,14 +133,13 @@ fn a_placed_call_is_heard_in_the_session_during_early_media_and_after_the_answer
     // The callee plays 700 Hz as early media, then 1300 Hz once it answers.
     let early = dir.join("early.pcap");
     let answered = dir.join("answered.pcap");
-    write_tone_pcap(&early, 700.0, 6.0, 0x1111_1111);
-    write_tone_pcap(&answered, 1300.0, 20.0, 0x2222_2222);
-    let scenario = std::fs::read_to_string(scenario_path("uas_early_media_tones.xml"))
-        .unwrap()
-        .replace("EARLY_PCAP", &early.display().to_string())
-        .replace("ANSWERED_PCAP", &answered.display().to_string());
-    let scenario_file = dir.join("callee.xml");
-    std::fs::write(&scenario_file, scenario).unwrap();
+    write_tone_pcap(&early, 700.0, 6.0, 0x1111_1111, ToneCodec::Pcma);
+    write_tone_pcap(&answered, 1300.0, 20.0, 0x2222_2222, ToneCodec::Pcma);
+    let scenario_file = scenario_with(
+        &dir,
+        "uas_early_media_tones.xml",
+        &[("EARLY_PCAP", &early), ("ANSWERED_PCAP", &answered)],
+    );
     // The interviewer publishes 1000 Hz and listens to the phone for 12 s once it appears.
     let browser = interviewer_listening(&server, &dir, "interview", &["700,1300", "0", "12"]);
     std::thread::sleep(Duration::from_secs(5));
@@ -474,4 +488,72 @@ fn call_webhooks_survive_a_receiver_outage_and_a_restart_exactly_once_in_order()
         "",
     );
     assert!(pending.contains("\"numberOfElements\":0"), "{pending}");
+}
+
+#[test]
+fn an_opus_callee_reaches_the_session_without_transcoding() {
+    let server = Server::start(&[]);
+    create_session(&server, "opus");
+    let dir = scratch_dir("dialout-opus");
+    let tone = dir.join("tone.pcap");
+    write_tone_pcap(&tone, 700.0, 20.0, 0x3333_3333, ToneCodec::Opus);
+    let scenario_file = scenario_with(&dir, "uas_opus_tone.xml", &[("TONE_PCAP", &tone)]);
+    let browser = interviewer_listening(&server, &dir, "opus", &["700,1000", "0", "6"]);
+    std::thread::sleep(Duration::from_secs(5));
+    let (sipp, port) = carrier(&dir, &["-sf", scenario_file.to_str().unwrap()], "u1");
+    let (st, placed) = place(
+        &server,
+        "opus",
+        &format!(r#"{{"to":"sip:bob@127.0.0.1:{port}"}}"#),
+    );
+    assert_eq!(st, 201, "{placed}");
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let answered = wait_status(&server, &id, "answered", Duration::from_secs(10));
+    assert_eq!(answered["media"]["audioCodec"], "OPUS", "{answered}");
+    let out = browser.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser failed: {stderr}");
+    let heard: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (p700, p1000) = (
+        heard["power"]["700"].as_f64().unwrap(),
+        heard["power"]["1000"].as_f64().unwrap(),
+    );
+    assert!(
+        p700 > 1e-4,
+        "the callee's tone too weak in the browser: {heard}"
+    );
+    assert!(
+        p700 > 100.0 * p1000,
+        "the browser hears its own tone: {heard}"
+    );
+    // The callee's packets went to the session as they came: none was encoded again.
+    let passed = server.metric("phonebridge_mix_packets_passed_total");
+    assert!(passed > 250.0, "{passed} packets passed through");
+    assert_eq!(server.metric("phonebridge_mix_frames_up_total"), 0.0);
+    // What the callee hears is still the mix, encoded to its Opus.
+    assert!(server.metric("phonebridge_mix_packets_down_total") > 250.0);
+    // Muted, the callee's stream carries encoded silence instead of its packets.
+    let (st, body) = api(
+        server.http,
+        "PATCH",
+        &format!("/openvidu/api/calls/{id}"),
+        SECRET,
+        r#"{"muted": true}"#,
+    );
+    assert_eq!(st, 200, "{body}");
+    wait_for(
+        "silence encoded while muted",
+        Duration::from_secs(5),
+        || server.metric("phonebridge_mix_frames_up_total") > 25.0,
+    );
+    let passed_muted = server.metric("phonebridge_mix_packets_passed_total");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        server.metric("phonebridge_mix_packets_passed_total"),
+        passed_muted,
+        "nothing passes while muted"
+    );
+    let (st, body) = hang_up(&server, &id);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(finish(sipp, &dir), (1, 0), "the callee saw the whole call");
 }

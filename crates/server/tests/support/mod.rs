@@ -788,9 +788,25 @@ pub fn alaw(sample: i16) -> u8 {
     (((seg as i32) << 4 | step) as u8) ^ mask
 }
 
-/// Writes a capture SIPp can replay (`play_pcap_audio`): `secs` of a `freq` tone as PCMA
-/// (payload type 8), 20 ms per RTP packet with stream `ssrc`, in Ethernet/IPv4/UDP frames.
-pub fn write_tone_pcap(path: &Path, freq: f64, secs: f64, ssrc: u32) {
+/// The codec of a tone capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToneCodec {
+    /// PCMA, payload type 8.
+    Pcma,
+    /// Opus at 48 kHz, payload type 96 (phonebridge's own encoder).
+    Opus,
+}
+
+/// Writes a capture SIPp can replay (`play_pcap_audio`): `secs` of a `freq` tone in `codec`,
+/// 20 ms per RTP packet with stream `ssrc`, in Ethernet/IPv4/UDP frames.
+pub fn write_tone_pcap(path: &Path, freq: f64, secs: f64, ssrc: u32, codec: ToneCodec) {
+    let (rate, pt) = match codec {
+        ToneCodec::Pcma => (8_000usize, 8u8),
+        ToneCodec::Opus => (48_000, 96),
+    };
+    let frame = rate / 50;
+    let mut opus = (codec == ToneCodec::Opus)
+        .then(|| phonebridge_media::AudioEncoder::new(phonebridge_media::CodecKind::Opus));
     let mut out = Vec::new();
     // Global header: magic, version 2.4, zone, accuracy, snap length, Ethernet.
     out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
@@ -802,14 +818,19 @@ pub fn write_tone_pcap(path: &Path, freq: f64, secs: f64, ssrc: u32) {
     out.extend_from_slice(&1u32.to_le_bytes());
     let packets = (secs * 50.0) as usize;
     for i in 0..packets {
-        let mut rtp = vec![0x80, 8];
+        let mut rtp = vec![0x80, pt];
         rtp.extend_from_slice(&(i as u16).to_be_bytes());
-        rtp.extend_from_slice(&((i * 160) as u32).to_be_bytes());
+        rtp.extend_from_slice(&((i * frame) as u32).to_be_bytes());
         rtp.extend_from_slice(&ssrc.to_be_bytes());
-        for n in 0..160 {
-            let t = (i * 160 + n) as f64 / 8000.0;
-            let s = (0.5 * 32767.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16;
-            rtp.push(alaw(s));
+        let pcm: Vec<i16> = (0..frame)
+            .map(|n| {
+                let t = (i * frame + n) as f64 / rate as f64;
+                (0.5 * 32767.0 * (2.0 * std::f64::consts::PI * freq * t).sin()) as i16
+            })
+            .collect();
+        match &mut opus {
+            Some(enc) => enc.encode(&pcm, &mut rtp),
+            None => rtp.extend(pcm.iter().map(|s| alaw(*s))),
         }
         let udp_len = 8 + rtp.len();
         let ip_len = 20 + udp_len;
