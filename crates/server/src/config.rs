@@ -166,7 +166,7 @@ settings! {
     media_timeout: "media-timeout", "PHONEBRIDGE_MEDIA_TIMEOUT", "SECONDS", "Hang up a call after this long without media from the phone, 0 for never (paused on hold) [default: 30]";
     srtp: "srtp", "PHONEBRIDGE_SRTP", "off|allow|require", "SRTP (SDES) policy for calls from sources that are not configured trunks [default: allow]";
     dialin_numbers: "dialin-numbers", "PHONEBRIDGE_DIALIN_NUMBERS", "NUMBER,...", "Numbers (SIP user parts) that reach the dial-in voice menu; + and separators are ignored [default: dialin]";
-    dialin_sources: "dialin-sources", "PHONEBRIDGE_DIALIN_SOURCES", "CIDR,...", "Addresses dial-in calls may come from (e.g. the trunk's); others are refused as unknown numbers [default: any]";
+    dialin_sources: "dialin-sources", "PHONEBRIDGE_DIALIN_SOURCES", "CIDR,...", "Addresses dial-in calls may come from, besides trunks' sources; others are refused as unknown numbers [default: any, when no trunk lists sources]";
     caller_id: "caller-id", "PHONEBRIDGE_CALLER_ID", "full|masked|hidden", "How a caller's number shows as the connection's clientData [default: masked, the last four digits]";
     prompts: "prompts", "PHONEBRIDGE_PROMPTS", "DIR", "Directory with the voice menu prompts (enter_code.wav, wrong_code.wav, joining.wav, goodbye.wav; 16-bit PCM WAV) [default: built-in English]";
     log: "log", "PHONEBRIDGE_LOG", "FILTER", "Log filter, e.g. info or phonebridge=debug [default: info]";

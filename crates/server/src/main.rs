@@ -69,6 +69,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Where dial-in calls may come from: `dialin-sources` and the `sources` of every trunk that
+/// lists them; any address (`None`) when neither is set.
+fn dialin_sources(
+    own: Option<&[phonebridge_sip::endpoint::Cidr]>,
+    trunks: &[trunks::Trunk],
+) -> Option<Vec<phonebridge_sip::endpoint::Cidr>> {
+    let from_trunks = trunks.iter().flat_map(|t| t.sources.iter().copied());
+    match (own, trunks.iter().all(|t| t.sources.is_empty())) {
+        (None, true) => None,
+        (own, _) => Some(
+            own.into_iter()
+                .flatten()
+                .copied()
+                .chain(from_trunks)
+                .collect(),
+        ),
+    }
+}
+
 /// Runs `f` to completion on a new runtime (multi-threaded for the server); `None` when the
 /// runtime cannot start (the reason is printed).
 fn block_on<F: std::future::Future>(multi_thread: bool, f: F) -> Option<F::Output> {
@@ -253,17 +272,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot bind HTTP {}", cfg.http))?;
 
-    // Trunk addresses are resolved once at start and trusted by the flood limits.
+    // Trunk addresses are resolved once at start; where trunks send from (their `sources`,
+    // else their address) is trusted by the flood limits.
     let mut trunks = Vec::new();
     for t in &cfg.trunks {
         trunks.push((t.clone(), t.resolve().await?));
     }
     let mut trusted = cfg.trusted_sources.clone();
-    trusted.extend(
-        trunks
-            .iter()
-            .map(|(_, a)| phonebridge_sip::endpoint::Cidr::from(a.ip())),
-    );
+    trusted.extend(trunks.iter().flat_map(|(t, a)| t.source_cidrs(*a)));
     let ep = Endpoint::new(EndpointConfig {
         timers: TimerConfig {
             t1: cfg.t1,
@@ -278,14 +294,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         },
         max_calls: cfg.max_calls,
         seed: rand_seed(),
-        // Trunks with inbound-auth must answer a digest challenge from their address.
+        // Trunks with inbound-auth must answer a digest challenge from where they send.
         inbound_auth: trunks
             .iter()
             .filter(|(t, _)| t.inbound_auth)
             .filter_map(|(t, addr)| {
                 let (username, password) = t.credentials()?;
                 Some(phonebridge_sip::endpoint::InboundAuth {
-                    sources: vec![phonebridge_sip::endpoint::Cidr::from(addr.ip())],
+                    sources: t.source_cidrs(*addr),
                     realm: "phonebridge".into(),
                     username,
                     password,
@@ -311,12 +327,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             },
             trunk_srtp: trunks
                 .iter()
-                .filter_map(|(t, addr)| Some((addr.ip(), t.srtp?)))
+                .filter_map(|(t, addr)| Some((t.source_cidrs(*addr), t.srtp?)))
                 .collect(),
             media_timeout: cfg.media_timeout,
             seed: rand_seed(),
             dialin_numbers: cfg.dialin_numbers.clone(),
-            dialin_sources: cfg.dialin_sources.clone(),
+            dialin_sources: dialin_sources(cfg.dialin_sources.as_deref(), &cfg.trunks),
             caller_id: cfg.caller_id,
             menu: phonebridge_bridge::MenuConfig::default(),
             prompts,

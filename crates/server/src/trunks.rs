@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use anyhow::{bail, Context};
+use phonebridge_sip::endpoint::Cidr;
 use phonebridge_sip::{TransportKind, Uri};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +26,9 @@ pub(crate) struct Trunk {
     pub(crate) inbound_auth: bool,
     /// SDES-SRTP on calls with this trunk (default: the server's `srtp` setting).
     pub(crate) srtp: Option<phonebridge_sdp::SrtpPolicy>,
+    /// Where the trunk's own requests come from, when not (only) from its address: the
+    /// provider's signalling ranges. Empty: its resolved address.
+    pub(crate) sources: Vec<Cidr>,
 }
 
 const KEYS: &[&str] = &[
@@ -37,6 +41,7 @@ const KEYS: &[&str] = &[
     "from",
     "inbound-auth",
     "srtp",
+    "sources",
 ];
 
 impl Trunk {
@@ -116,6 +121,15 @@ impl Trunk {
                 at("register-expires")
             ),
         };
+        let sources = match get("sources") {
+            None => Vec::new(),
+            Some(v) => cidr_list(v).with_context(|| {
+                format!(
+                    "invalid value for `{}`: expected a list of addresses or CIDR blocks, e.g. [\"54.172.60.0/30\", \"192.0.2.7\"]",
+                    at("sources")
+                )
+            })?,
+        };
         let host = host_of(&address);
         let from = match string("from")? {
             Some(f) => Uri::parse(&f)
@@ -148,7 +162,17 @@ impl Trunk {
             from,
             inbound_auth,
             srtp,
+            sources,
         })
+    }
+
+    /// Where the trunk's requests come from: its `sources`, or else `resolved` (its address).
+    pub(crate) fn source_cidrs(&self, resolved: SocketAddr) -> Vec<Cidr> {
+        if self.sources.is_empty() {
+            vec![Cidr::from(resolved.ip())]
+        } else {
+            self.sources.clone()
+        }
     }
 
     /// The trunk's address, resolved (DNS A/AAAA; default port 5060, 5061 for TLS).
@@ -233,6 +257,21 @@ fn host_of(address: &str) -> &str {
         .map_or(address, |(h, _)| h)
 }
 
+/// A TOML array of CIDR strings (or one comma-separated string); `None` if any is not one.
+fn cidr_list(v: &toml::Value) -> Option<Vec<Cidr>> {
+    let items: Vec<&str> = match v {
+        toml::Value::String(s) => s.split(',').map(str::trim).collect(),
+        toml::Value::Array(a) => a.iter().map(toml::Value::as_str).collect::<Option<_>>()?,
+        _ => return None,
+    };
+    let list: Vec<Cidr> = items
+        .iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().ok())
+        .collect::<Option<_>>()?;
+    (!list.is_empty()).then_some(list)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,6 +320,28 @@ mod tests {
         );
         let t = parse("address = \"[2001:db8::1]\"").unwrap();
         assert_eq!(t.host(), "[2001:db8::1]");
+    }
+
+    #[test]
+    fn sources_are_the_trunks_ranges_or_else_its_address() {
+        let at: SocketAddr = "192.0.2.7:5060".parse().unwrap();
+        let t = parse("address = \"a\"").unwrap();
+        assert_eq!(t.source_cidrs(at), vec![Cidr::from(at.ip())]);
+        let t =
+            parse("address = \"a\"\nsources = [\"54.172.60.0/30\", \"2001:db8::/32\"]").unwrap();
+        let ranges = t.source_cidrs(at);
+        assert_eq!(ranges.len(), 2);
+        assert!(ranges[0].contains("54.172.60.3".parse().unwrap()));
+        assert!(!ranges[0].contains("54.172.60.4".parse().unwrap()));
+        assert!(!ranges.iter().any(|c| c.contains(at.ip())));
+        let t = parse("address = \"a\"\nsources = \"10.0.0.1, 10.0.1.0/24\"").unwrap();
+        assert_eq!(t.sources.len(), 2);
+        for bad in ["[\"10.0.0.300\"]", "[]", "5", "[\"10.0.0.0/33\"]", "[1]"] {
+            let e = parse(&format!("address = \"a\"\nsources = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("trunks.carrier.sources"), "{bad}: {e}");
+        }
     }
 
     #[test]

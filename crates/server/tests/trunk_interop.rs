@@ -1,7 +1,9 @@
-//! Trunks from `phonebridge.toml`: registration with SIPp as the trunk's registrar.
+//! Trunks from `phonebridge.toml`: registration with SIPp as the trunk's registrar, inbound
+//! authentication, and where dial-in calls may come from.
 
 mod support;
 
+use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use support::*;
@@ -105,4 +107,81 @@ fn a_trunk_with_inbound_auth_must_answer_the_challenge() {
         3.0,
         "one per call, and the wrong answer"
     );
+}
+
+/// Sends an INVITE for `user` from `local_ip` and returns the final status (after an ACK, and
+/// a BYE for a 200, so the call ends).
+fn invite_from(local_ip: &str, server: SocketAddr, user: &str) -> u16 {
+    let sock = UdpSocket::bind(format!("{local_ip}:0")).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let me = sock.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\n",
+        ip = me.ip(),
+        port = me.port() + 2
+    );
+    let head = |method: &str, cseq: u32, to_tag: &str| {
+        format!(
+            "{method} sip:{user}@{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK{method}{cseq}{port}\r\nFrom: <sip:caller@{me}>;tag=src{port}\r\nTo: <sip:{user}@{server}>{to_tag}\r\nCall-ID: sources-{port}@{ip}\r\nCSeq: {cseq} {method}\r\nContact: <sip:caller@{me}>\r\nMax-Forwards: 70\r\n",
+            port = me.port(),
+            ip = me.ip()
+        )
+    };
+    let invite = format!(
+        "{}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        head("INVITE", 1, ""),
+        sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), server).unwrap();
+    let mut buf = [0u8; 4096];
+    loop {
+        let (n, _) = sock.recv_from(&mut buf).expect("a response");
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        let status: u16 = text[8..11].parse().unwrap();
+        if status < 200 {
+            continue;
+        }
+        let to_tag = text
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("to:"))
+            .and_then(|l| l.split_once(";tag="))
+            .map(|(_, t)| format!(";tag={}", t.trim()))
+            .unwrap_or_default();
+        let ack = format!("{}Content-Length: 0\r\n\r\n", head("ACK", 1, &to_tag));
+        let ack = ack.replace("branch=z9hG4bKACK1", "branch=z9hG4bKINVITE1");
+        sock.send_to(ack.as_bytes(), server).unwrap();
+        if status == 200 {
+            let bye = format!("{}Content-Length: 0\r\n\r\n", head("BYE", 2, &to_tag));
+            sock.send_to(bye.as_bytes(), server).unwrap();
+        }
+        return status;
+    }
+}
+
+#[test]
+fn dial_in_calls_come_only_from_the_listed_sources() {
+    // A trunk whose INVITEs come from 127.0.0.2 (its signalling range), not its address.
+    let dir = scratch_dir("trunk-sources");
+    let config = dir.join("phonebridge.toml");
+    std::fs::write(
+        &config,
+        "[trunks.carrier]\naddress = \"127.0.0.3:5999\"\nsources = [\"127.0.0.2/32\"]\n",
+    )
+    .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    assert_eq!(invite_from("127.0.0.2", server.sip, "dialin"), 200);
+    // From anywhere else the number does not exist, exactly as an unknown one.
+    assert_eq!(invite_from("127.0.0.1", server.sip, "dialin"), 404);
+    assert_eq!(invite_from("127.0.0.1", server.sip, "nobody"), 404);
+    assert_eq!(invite_from("127.0.0.3", server.sip, "dialin"), 404);
+    // The echo user is not a dial-in number: operators can check the path from anywhere.
+    assert_eq!(invite_from("127.0.0.1", server.sip, "echo"), 200);
+
+    // `dialin-sources` alone does the same.
+    let server = Server::start(&["--dialin-sources", "127.0.0.4/32"]);
+    assert_eq!(invite_from("127.0.0.4", server.sip, "dialin"), 200);
+    assert_eq!(invite_from("127.0.0.1", server.sip, "dialin"), 404);
+    // Without either, dial-in is open to any source.
+    let server = Server::start(&[]);
+    assert_eq!(invite_from("127.0.0.1", server.sip, "dialin"), 200);
 }

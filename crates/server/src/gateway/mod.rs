@@ -53,8 +53,9 @@ pub(crate) struct GatewayConfig {
     /// Address advertised in SDP instead of the local one.
     pub(crate) public_ip: Option<IpAddr>,
     pub(crate) caps: Capabilities,
-    /// SRTP policies of trunks by address; calls from other sources use `caps.srtp`.
-    pub(crate) trunk_srtp: Vec<(IpAddr, sdp::SrtpPolicy)>,
+    /// SRTP policies of trunks by where they send from; calls from other sources use
+    /// `caps.srtp`.
+    pub(crate) trunk_srtp: Vec<(Vec<Cidr>, sdp::SrtpPolicy)>,
     pub(crate) media_timeout: Option<Duration>,
     pub(crate) seed: u64,
     /// Normalised dial-in numbers (see [`crate::config::normalise_number`]).
@@ -416,7 +417,8 @@ impl Gateway {
     /// The capabilities for a call from `source`: a trunk's SRTP policy when it is one.
     fn caps_for(&self, source: IpAddr) -> Capabilities {
         let mut caps = self.cfg.caps.clone();
-        if let Some((_, p)) = self.cfg.trunk_srtp.iter().find(|(ip, _)| *ip == source) {
+        let from_trunk = |ranges: &[Cidr]| ranges.iter().any(|c| c.contains(source));
+        if let Some((_, p)) = self.cfg.trunk_srtp.iter().find(|(r, _)| from_trunk(r)) {
             caps.srtp = *p;
         }
         caps
