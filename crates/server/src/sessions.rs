@@ -48,6 +48,8 @@ struct PhoneTap {
     seq: u64,
     /// The subscribers' loss last passed to the leg (percent), which sets its Opus FEC.
     loss: u8,
+    /// Whether the phone's stream is still published (its audio reaches the session).
+    published: bool,
 }
 
 /// What the hub tells the SIP gateway.
@@ -178,6 +180,7 @@ impl Hub {
                 inbox,
                 seq: 0,
                 loss: 0,
+                published: true,
             },
         );
         self.by_session
@@ -212,7 +215,7 @@ impl Hub {
 
     /// One Opus packet of a phone: to the session's subscribers and to the other phones.
     pub(crate) fn phone_audio(&mut self, connection: &str, ts: u32, payload: &[u8]) {
-        let Some(tap) = self.phones.get_mut(connection) else {
+        let Some(tap) = self.phones.get_mut(connection).filter(|t| t.published) else {
             return;
         };
         tap.seq += 1;
@@ -344,6 +347,11 @@ impl Hub {
                 Output::StreamEnded { stream } => {
                     if let Some(publisher) = publisher_of(&stream) {
                         self.source_gone(publisher);
+                        // A phone whose stream was unpublished (forceUnpublish, REST) stays
+                        // in the call, hearing the session, but nobody hears it any more.
+                        if let Some(tap) = self.phones.get_mut(publisher) {
+                            tap.published = false;
+                        }
                     }
                     self.sfu.on_rooms_output(&Output::StreamEnded { stream });
                 }

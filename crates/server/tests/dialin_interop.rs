@@ -422,3 +422,103 @@ fn after_a_crash_live_calls_are_recorded_as_server_restart_and_codes_still_work(
     assert_eq!(st, 200);
     let _ = phone.join();
 }
+
+#[test]
+#[allow(clippy::disallowed_methods)] // the unpublish is placed on the recording's timeline
+fn a_phone_whose_stream_is_unpublished_stays_in_the_call_but_is_no_longer_heard() {
+    let server = Server::start(&[]);
+    session_with_code(&server, "two-phones", "135790");
+    let target = format!("sip:dialin@{}", server.sip);
+    // Phone A plays 700 Hz; phone B plays 1300 Hz and records what it hears.
+    let phone = |name: &'static str, user: &'static str, tone: f64| {
+        let (target, dir) = (target.clone(), scratch_dir(name));
+        std::thread::spawn(move || {
+            baresip_call(
+                &dir,
+                &Phone {
+                    target: &target,
+                    user,
+                    tone,
+                    keys: Some((Duration::from_secs(2), "135790#")),
+                    secs: 20,
+                    ..Phone::default()
+                },
+            )
+        })
+    };
+    let a = phone("dialin-unpublish-a", "+15550101", 700.0);
+    let started = std::time::Instant::now();
+    let b = phone("dialin-unpublish-b", "+15550102", 1300.0);
+    wait_for("both phones to join", Duration::from_secs(20), || {
+        calls(&server)
+            .iter()
+            .filter(|c| c["status"] == "answered")
+            .count()
+            == 2
+    });
+    let a_call = calls(&server)
+        .into_iter()
+        .find(|c| c["from"].as_str().unwrap_or("").contains("0101"))
+        .expect("phone A's call");
+    let a_connection = a_call["connectionId"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_secs(4));
+    // The application unpublishes phone A's stream.
+    let (st, body) = api(
+        server.http,
+        "GET",
+        &format!("/openvidu/api/sessions/two-phones/connection/{a_connection}"),
+        SECRET,
+        "",
+    );
+    assert_eq!(st, 200, "{body}");
+    let conn: Value = serde_json::from_str(&body).unwrap();
+    let stream = conn["publishers"][0]["streamId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, body) = api(
+        server.http,
+        "DELETE",
+        &format!("/openvidu/api/sessions/two-phones/stream/{stream}"),
+        SECRET,
+        "",
+    );
+    assert_eq!(st, 204, "{body}");
+    let unpublished_at = started.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(1));
+    // A is still in the call (and the session), without a stream.
+    let a_now = calls(&server)
+        .into_iter()
+        .find(|c| c["connectionId"] == a_connection.as_str())
+        .unwrap();
+    assert_eq!(a_now["status"], "answered", "{a_now}");
+    let (_, body) = api(
+        server.http,
+        "GET",
+        &format!("/openvidu/api/sessions/two-phones/connection/{a_connection}"),
+        SECRET,
+        "",
+    );
+    let conn: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        conn["publishers"].as_array().map(Vec::len),
+        Some(0),
+        "{conn}"
+    );
+    let (_, heard, rate) = b.join().unwrap();
+    a.join().unwrap();
+    // B heard A before the unpublish, and not after it.
+    let at = |secs: f64| ((secs * rate as f64) as usize).min(heard.len());
+    let before = &heard[at(unpublished_at - 3.0)..at(unpublished_at - 0.5)];
+    let after = &heard[at(unpublished_at + 1.0)..at(unpublished_at + 6.0)];
+    let (share_before, share_after) = (
+        share_of_windows(before, rate, 700.0),
+        share_of_windows(after, rate, 700.0),
+    );
+    assert!(share_before > 0.8, "B heard A in {share_before} of windows");
+    assert!(
+        after.len() > rate as usize * 3,
+        "B's recording is too short"
+    );
+    assert_eq!(share_after, 0.0, "B still heard A after the unpublish");
+}
