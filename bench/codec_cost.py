@@ -74,17 +74,20 @@ def libopus(rounds):
 
     dec_out = (ctypes.c_int16 * 5760)()
 
-    def decode():
-        dec = ctypes.c_void_p(op.opus_decoder_create(48000, 1, ctypes.byref(err)))
-        for p in packets:
-            op.opus_decode(dec, p, len(p), dec_out, 5760, 0)
-        op.opus_decoder_destroy(dec)
+    def decoder_at(rate):
+        def decode():
+            dec = ctypes.c_void_p(op.opus_decoder_create(rate, 1, ctypes.byref(err)))
+            for p in packets:
+                op.opus_decode(dec, p, len(p), dec_out, 5760, 0)
+            op.opus_decoder_destroy(dec)
+        return decode
 
     overhead = call_overhead(op, rounds)
     e = best_of(rounds, encode) / len(frames) - overhead
     encode()
-    d = best_of(rounds, decode) / len(frames) - overhead
-    return e * 1e6, d * 1e6, len(frames), overhead * 1e6
+    d = {rate: (best_of(rounds, decoder_at(rate)) / len(frames) - overhead) * 1e6
+         for rate in (48000, 8000, 16000)}
+    return e * 1e6, d, len(frames), overhead * 1e6
 
 
 def spandsp_g722(rounds, overhead_us):
@@ -133,7 +136,11 @@ def main():
         ("G.722 encode (audio-codec; ref. spandsp)", ours["g722_encode"][0], sp_e),
         ("G.722 decode (audio-codec; ref. spandsp)", ours["g722_decode"][0], sp_d),
         ("Opus encode 48 kHz mono, 24 kbit/s, c5 (opus-rs; ref. libopus)", ours["opus_encode"][0], lo_e),
-        ("Opus decode 48 kHz mono (opus-rs; ref. libopus)", ours["opus_decode"][0], lo_d),
+        ("Opus decode 48 kHz mono (opus-rs; ref. libopus)", ours["opus_decode"][0], lo_d[48000]),
+        ("Opus decode to 8 kHz, full decoder (opus-rs; ref. libopus)", ours["opus_decode_8k_full"][0], lo_d[8000]),
+        ("Opus decode to 8 kHz, SILK layer alone (phonebridge; ref. libopus)", ours["opus_decode_8k"][0], lo_d[8000]),
+        ("Opus decode to 16 kHz, full decoder (opus-rs; ref. libopus)", ours["opus_decode_16k_full"][0], lo_d[16000]),
+        ("Opus decode to 16 kHz, SILK layer alone (phonebridge; ref. libopus)", ours["opus_decode_16k"][0], lo_d[16000]),
     ]
     for name, (us, _) in ours.items():
         if name.startswith("resample_"):

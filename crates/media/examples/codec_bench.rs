@@ -65,6 +65,48 @@ fn main() {
         report(&format!("{name}_encode"), frames, best_enc);
         report(&format!("{name}_decode"), frames, best_dec);
     }
+    // The sources a phone at 8 or 16 kHz hears: 48 kHz Opus (hybrid for speech) decoded
+    // straight to the phone's rate, by the full decoder and by the SILK layer alone.
+    let mut enc = AudioEncoder::new(CodecKind::Opus);
+    let packets: Vec<Vec<u8>> = signal(48_000)
+        .chunks_exact(960)
+        .map(|f| {
+            let mut p = Vec::new();
+            enc.encode(f, &mut p);
+            p
+        })
+        .collect();
+    for rate in [8_000u32, 16_000] {
+        let frame = rate as usize / 50;
+        let (mut best_full, mut best_band) = (f64::MAX, f64::MAX);
+        for _ in 0..rounds {
+            let mut full = opus_rs::OpusDecoder::new(rate as i32, 1).expect("rate");
+            let mut buf = vec![0f32; 5760];
+            let t = Instant::now();
+            for p in &packets {
+                let _ = full.decode(black_box(p), frame, &mut buf);
+            }
+            best_full = best_full.min(t.elapsed().as_secs_f64());
+            let mut band = AudioDecoder::opus_at(rate).expect("rate");
+            let mut out = Vec::with_capacity(frame);
+            let t = Instant::now();
+            for p in &packets {
+                out.clear();
+                band.decode(black_box(p), &mut out);
+            }
+            best_band = best_band.min(t.elapsed().as_secs_f64());
+        }
+        report(
+            &format!("opus_decode_{}k_full", rate / 1000),
+            packets.len(),
+            best_full,
+        );
+        report(
+            &format!("opus_decode_{}k", rate / 1000),
+            packets.len(),
+            best_band,
+        );
+    }
     for (from, to) in [
         (8000, 16000),
         (16000, 8000),

@@ -9,6 +9,7 @@ use audio_codec::g722::{G722Decoder, G722Encoder};
 use audio_codec::{Decoder as _, Encoder as _};
 
 use crate::g711::Law;
+use crate::opus_band::SpeechBandDecoder;
 use crate::plc::{G711Decoder, Plc};
 
 /// Which codec.
@@ -74,6 +75,8 @@ enum Dec {
     G722(Box<G722Decoder>, Plc),
     /// The decoder, its output buffer, and 2.5 ms in samples at its rate.
     Opus(Box<opus_rs::OpusDecoder>, Vec<f32>, usize),
+    /// Opus at 8 or 16 kHz: the SILK layer alone where the packet has one.
+    OpusBand(Box<SpeechBandDecoder>),
 }
 
 /// Decodes one codec's payloads to 16-bit PCM at [`CodecKind::sample_rate`].
@@ -106,10 +109,16 @@ impl AudioDecoder {
     /// An Opus decoder giving mono PCM at `rate` (8, 12, 16, 24 or 48 kHz); `None` for other
     /// rates. Decoding straight to a phone's rate spares the resampling after it.
     pub fn opus_at(rate: u32) -> Option<Self> {
-        let d = opus_rs::OpusDecoder::new(rate as i32, 1).ok()?;
+        let inner = match SpeechBandDecoder::new(rate) {
+            Some(d) => Dec::OpusBand(Box::new(d)),
+            None => {
+                let d = opus_rs::OpusDecoder::new(rate as i32, 1).ok()?;
+                Dec::Opus(Box::new(d), vec![0.0; 5760], rate as usize / 400)
+            }
+        };
         Some(AudioDecoder {
             kind: CodecKind::Opus,
-            inner: Dec::Opus(Box::new(d), vec![0.0; 5760], rate as usize / 400),
+            inner,
         })
     }
 
@@ -150,6 +159,17 @@ impl AudioDecoder {
                     }
                 }
             }
+            Dec::OpusBand(d) => {
+                let start = out.len();
+                if let Err(e) = d.decode(payload, out) {
+                    tracing::trace!(error = e, "opus packet not decodable");
+                    out.truncate(start);
+                    let samples = opus_packet_samples(payload).unwrap_or(960) as usize
+                        * d.sample_rate() as usize
+                        / 48_000;
+                    d.conceal(samples, out);
+                }
+            }
         }
     }
 
@@ -159,11 +179,12 @@ impl AudioDecoder {
             Dec::G711(d) => d.conceal(samples, out),
             Dec::G722(_, plc) => plc.conceal(samples, out),
             Dec::Opus(d, buf, step) => conceal_opus(d, buf, *step, samples, out),
+            Dec::OpusBand(d) => d.conceal(samples, out),
         }
     }
 }
 
-fn conceal_opus(
+pub(crate) fn conceal_opus(
     d: &mut opus_rs::OpusDecoder,
     buf: &mut [f32],
     step: usize,
@@ -185,7 +206,7 @@ fn conceal_opus(
     }
 }
 
-fn to_i16(x: f32) -> i16 {
+pub(crate) fn to_i16(x: f32) -> i16 {
     (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }
 

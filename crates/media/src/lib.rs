@@ -13,6 +13,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod goertzel;
 pub mod mixer;
+pub mod opus_band;
 pub mod plc;
 pub mod resample;
 pub mod tone;
