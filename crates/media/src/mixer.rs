@@ -4,8 +4,9 @@
 //!
 //! - **Input buffers adapt per source.** Each source has a queue of 20 ms frames and a target
 //!   depth. A tick that finds an active source's queue empty (starvation) raises its target by
-//!   a frame; a queue that stayed above target for two seconds gives one frame back. A clean
-//!   source plays with one frame of buffer, a bursty one with what its bursts need.
+//!   a frame; a queue that stayed above target for two seconds gives one frame back, one that
+//!   stays two frames or more above it gives one back every 100 ms. A clean source
+//!   plays with one frame of buffer, a bursty one with what its bursts need.
 //! - **Catch-up is bounded.** After a stall, a burst can never make a source more than
 //!   [`MAX_BACKLOG`] frames late: the oldest frames beyond that are dropped at once.
 //! - **No volume drop when someone joins.** Sources are summed, not averaged; a soft limiter
@@ -23,6 +24,10 @@ pub const MAX_BACKLOG: usize = 5;
 pub const MAX_TARGET: usize = 10;
 /// Ticks a queue must stay above target before it gives a frame back (2 s).
 const SHRINK_AFTER: u32 = 100;
+/// Ticks a queue must stay [`FAR_OVER`] frames or more above target before it gives a frame
+/// back (100 ms): the backlog a stall leaves goes within a few hundred ms.
+const FAST_SHRINK_AFTER: u32 = 5;
+const FAR_OVER: usize = 2;
 /// Ticks without a frame after which a source counts as silent rather than starving.
 const SILENT_AFTER: u32 = 25;
 /// Fraction of full scale up to which the limiter is linear.
@@ -153,10 +158,16 @@ impl Mixer {
                     s.ticks_empty = 0;
                     s.stats.frames_played += 1;
                     self.current.insert(id.clone(), f);
-                    // Give a frame back once the queue stayed above target for a while.
+                    // Give a frame back once the queue stayed above target for a while (a
+                    // short while when far above).
                     if s.queue.len() > s.target {
                         s.ticks_above += 1;
-                        if s.ticks_above >= SHRINK_AFTER {
+                        let after = if s.queue.len() >= s.target + FAR_OVER {
+                            FAST_SHRINK_AFTER
+                        } else {
+                            SHRINK_AFTER
+                        };
+                        if s.ticks_above >= after {
                             s.queue.pop_front();
                             s.stats.shrinks += 1;
                             if s.target > 1 {

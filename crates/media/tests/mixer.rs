@@ -194,6 +194,43 @@ fn after_a_stall_the_backlog_is_bounded_and_shrinks_back() {
 }
 
 #[test]
+fn the_backlog_of_a_short_stall_is_gone_within_a_second() {
+    // Clean, then nothing for 8 ticks, then the 8 frames at once, then clean again: the
+    // source ends several frames over its target; that excess goes in a few hundred ms.
+    let mut m = Mixer::new(FRAME);
+    m.set_listener("phone", everyone("phone"));
+    let mut s = Src::new("a", 500.0, 4000.0);
+    let mut over = Vec::new();
+    for t in 0..300 {
+        let n = match t {
+            100..=107 => 0,
+            108 => 9,
+            _ => 1,
+        };
+        for _ in 0..n {
+            let f = s.frame();
+            m.push("a", &f);
+        }
+        m.tick();
+        let st = m.source_stats("a").unwrap();
+        over.push(st.queued.saturating_sub(st.target));
+    }
+    assert!(
+        over[110] >= 3,
+        "the burst left a backlog: {:?}",
+        &over[105..115]
+    );
+    let back = over[108..].iter().position(|o| *o <= 1).unwrap() + 108;
+    assert!(
+        back <= 108 + 40,
+        "back within one frame of the target {} ticks after the burst: {:?}",
+        back - 108,
+        &over[105..160]
+    );
+    assert!(over[back..].iter().all(|o| *o <= 1), "and stays there");
+}
+
+#[test]
 fn a_source_that_went_quiet_starts_again_with_a_small_buffer() {
     let (heard, m) = run(300, |t| if (100..200).contains(&t) { 0 } else { 1 });
     assert!(heard[205..].iter().all(|h| *h));

@@ -10,7 +10,8 @@
 //! - an underrun (nothing to play) conceals without moving the playout position: the delay
 //!   grows by one frame, exactly when the network shows it is needed;
 //! - when the buffer has held more than the target plus a frame for a whole second, one frame
-//!   is dropped: the delay shrinks back once the jitter is gone.
+//!   is dropped: the delay shrinks back once the jitter is gone; three frames or more over
+//!   for 100 ms drop a frame each time (a backlog after a stall goes within half a second).
 //!
 //! After an underrun the next packet that arrives is played next, whatever its timestamp
 //! (silence suppression and paused streams do not turn into long concealment).
@@ -24,6 +25,7 @@ use crate::normalise::{Normaliser, NormaliserStats, SegmentCause};
 pub const FRAME: Duration = Duration::from_millis(20);
 const TRANSIT_WINDOW: Duration = Duration::from_secs(2);
 const LEVEL_WINDOW_FRAMES: usize = 50;
+const FAST_LEVEL_WINDOW_FRAMES: usize = 5;
 const MAX_PACKETS: usize = 500;
 
 /// A codec's decoder as the jitter buffer drives it.
@@ -355,9 +357,18 @@ impl JitterBuffer {
         if self.levels.len() > LEVEL_WINDOW_FRAMES {
             self.levels.pop_front();
         }
-        let full = self.levels.len() == LEVEL_WINDOW_FRAMES;
         let min = self.levels.iter().copied().min().unwrap_or(0);
         let excess = self.stats.target_ms + FRAME.as_millis() as u32;
+        // The further the buffer stays over, the sooner a frame goes: after a second when it
+        // is just over, after 100 ms when it is three frames or more over (a burst after a
+        // stall), so that such a backlog is gone in about half a second, not in seconds.
+        let far_over = min >= excess + 3 * FRAME.as_millis() as u32;
+        let window = if far_over {
+            FAST_LEVEL_WINDOW_FRAMES
+        } else {
+            LEVEL_WINDOW_FRAMES
+        };
+        let full = self.levels.len() >= window;
         if full && min > excess || buffered > self.max_delay_ms + excess {
             self.drop_frame();
             self.levels.clear();

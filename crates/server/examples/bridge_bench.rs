@@ -340,8 +340,13 @@ fn main() {
     phase("calls-end");
     let mut rt = Vec::new();
     let (mut sent, mut heard) = (0, 0);
+    // One call's round trips in order: how the delay moves over the phase.
+    let mut first = Vec::new();
     for (k, (i, _)) in listeners.iter().enumerate() {
         let (d, n) = delays(&bursts[*i], &onsets[k]);
+        if k == 0 {
+            first = d.clone();
+        }
         sent += n;
         heard += d.len();
         rt.extend(d);
@@ -364,6 +369,7 @@ fn main() {
             "round_trip": percentiles(rt),
             "bursts_sent": sent,
             "bursts_heard": heard,
+            "first_call_round_trips": first,
         })
     );
 }
