@@ -149,6 +149,7 @@ settings! {
     webrtc: "webrtc", "PHONEBRIDGE_WEBRTC", "ADDR:PORT", "WebRTC UDP port (ICE-lite) [default: 0.0.0.0:50000]";
     rtp_ports: "rtp-ports", "PHONEBRIDGE_RTP_PORTS", "LO-HI", "Port range for SIP-side RTP/RTCP [default: 20000-29999]";
     public_ip: "public-ip", "PHONEBRIDGE_PUBLIC_IP", "IP", "Address to advertise in SIP and SDP instead of the local one";
+    dns_server: "dns-server", "PHONEBRIDGE_DNS_SERVER", "ADDR:PORT", "DNS server for the SRV lookups of trunk and dial-out hosts given without a port [default: the first nameserver of /etc/resolv.conf]";
     data_dir: "data-dir", "PHONEBRIDGE_DATA_DIR", "DIR", "Directory for the SQLite database [default: ./phonebridge-data]";
     secret: "secret", "PHONEBRIDGE_SECRET", "S", "REST secret (Basic auth OPENVIDUAPP:<secret>) [default: MY_SECRET; OPENVIDU_SECRET is honoured]";
     webhook: "webhook", "PHONEBRIDGE_WEBHOOK", "URL", "Webhook endpoint [OPENVIDU_WEBHOOK_ENDPOINT is honoured]";
@@ -208,6 +209,7 @@ pub(crate) struct Config {
     pub(crate) webrtc: SocketAddr,
     pub(crate) rtp_ports: (u16, u16),
     pub(crate) public_ip: Option<IpAddr>,
+    pub(crate) dns_server: Option<SocketAddr>,
     pub(crate) data_dir: PathBuf,
     /// The REST secret (Basic auth `OPENVIDUAPP:<secret>`).
     pub(crate) secret: String,
@@ -418,6 +420,10 @@ impl Config {
             public_ip: match r.get("public-ip") {
                 None => None,
                 Some(_) => Some(r.parse("public-ip", "", "an IP address", |s| s.parse().ok())?),
+            },
+            dns_server: match r.get("dns-server") {
+                None => None,
+                Some(_) => Some(r.parse("dns-server", "", "ADDR:PORT", addr)?),
             },
             data_dir: r.parse("data-dir", "./phonebridge-data", "a directory path", |s| {
                 (!s.is_empty()).then(|| PathBuf::from(s))

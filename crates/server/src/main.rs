@@ -7,6 +7,7 @@
 mod calls;
 mod config;
 mod dial;
+mod dns;
 mod gateway;
 mod http;
 mod media;
@@ -274,9 +275,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
 
     // Trunk addresses are resolved once at start; where trunks send from (their `sources`,
     // else their address) is trusted by the flood limits.
+    let dns = dns::Resolver::new(cfg.dns_server);
     let mut trunks = Vec::new();
     for t in &cfg.trunks {
-        trunks.push((t.clone(), t.resolve().await?));
+        trunks.push((t.clone(), t.resolve(&dns).await?));
     }
     let mut trusted = cfg.trusted_sources.clone();
     trusted.extend(trunks.iter().flat_map(|(t, a)| t.source_cidrs(*a)));
@@ -472,7 +474,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             store,
             to_gateway,
         )
-        .with_trunks(trunks.clone(), tls_names),
+        .with_trunks(trunks.clone(), tls_names, dns),
     ))
     .merge(ws::router(rooms))
     .merge(page::router());

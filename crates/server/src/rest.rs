@@ -37,6 +37,8 @@ pub(crate) struct RestState {
     pub(crate) trunks: Arc<[(crate::trunks::Trunk, std::net::SocketAddr)]>,
     /// Server names to verify on outbound TLS, shared with the SIP driver.
     pub(crate) tls_names: crate::sip_driver::TlsNames,
+    /// Where dial-out hosts are looked up.
+    pub(crate) dns: crate::dns::Resolver,
 }
 
 impl RestState {
@@ -58,6 +60,7 @@ impl RestState {
             gateway,
             trunks: Arc::from(Vec::new()),
             tls_names: Default::default(),
+            dns: crate::dns::Resolver::new(None),
         }
     }
 
@@ -66,9 +69,11 @@ impl RestState {
         mut self,
         trunks: Vec<(crate::trunks::Trunk, std::net::SocketAddr)>,
         tls_names: crate::sip_driver::TlsNames,
+        dns: crate::dns::Resolver,
     ) -> Self {
         self.trunks = trunks.into();
         self.tls_names = tls_names;
+        self.dns = dns;
         self
     }
 }

@@ -261,7 +261,7 @@ async fn dial_request(
         match trunk {
             Some((t, addr)) => through_trunk(&mut req, t, *addr),
             None => {
-                let (remote, transport, name) = resolve_uri(&uri).await?;
+                let (remote, transport, name) = resolve_uri(&uri, &s.dns).await?;
                 if let Some(name) = name.filter(|_| transport == TransportKind::Tls) {
                     if let Ok(mut n) = s.tls_names.lock() {
                         n.insert(remote, name);
@@ -307,7 +307,10 @@ fn through_trunk(req: &mut DialRequest, t: &crate::trunks::Trunk, addr: SocketAd
 
 /// Where a SIP URI's INVITE goes: its host (A/AAAA) and port, its transport (`sips:` or
 /// `;transport=`), and the host name to verify over TLS.
-async fn resolve_uri(uri: &Uri) -> Result<(SocketAddr, TransportKind, Option<String>), String> {
+async fn resolve_uri(
+    uri: &Uri,
+    dns: &crate::dns::Resolver,
+) -> Result<(SocketAddr, TransportKind, Option<String>), String> {
     let sip = uri.as_sip().ok_or("'to' must be a sip: or sips: URI")?;
     let transport = match (sip.secure, sip.transport().as_deref()) {
         (true, _) | (_, Some("tls")) => TransportKind::Tls,
@@ -315,20 +318,9 @@ async fn resolve_uri(uri: &Uri) -> Result<(SocketAddr, TransportKind, Option<Str
         (_, None | Some("udp")) => TransportKind::Udp,
         (_, Some(other)) => return Err(format!("transport '{other}' is not supported")),
     };
-    let port = sip.port.unwrap_or(if transport == TransportKind::Tls {
-        5061
-    } else {
-        5060
-    });
-    if let Some(ip) = sip.host.ip() {
-        return Ok((SocketAddr::new(ip, port), transport, None));
-    }
     let host = sip.host.to_string();
-    let found = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .ok()
-        .and_then(|mut a| a.next());
-    match found {
+    match dns.locate(&host, sip.port, transport).await {
+        Some(a) if sip.host.ip().is_some() => Ok((a, transport, None)),
         Some(a) => Ok((a, transport, Some(host))),
         None => Err(format!("cannot resolve '{host}'")),
     }

@@ -175,27 +175,16 @@ impl Trunk {
         }
     }
 
-    /// The trunk's address, resolved (DNS A/AAAA; default port 5060, 5061 for TLS).
-    pub(crate) async fn resolve(&self) -> anyhow::Result<SocketAddr> {
-        let default_port = if self.transport == TransportKind::Tls {
-            5061
-        } else {
-            5060
-        };
-        let with_port = if self
+    /// The trunk's address, resolved: SRV for its transport when no port is given, else (or
+    /// without SRV records) A/AAAA on the given or default port (5060, 5061 for TLS).
+    pub(crate) async fn resolve(&self, dns: &crate::dns::Resolver) -> anyhow::Result<SocketAddr> {
+        let port = self
             .address
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            && !self.address.ends_with(']')
-        {
-            self.address.clone()
-        } else {
-            format!("{}:{default_port}", self.address)
-        };
-        tokio::net::lookup_host(with_port.as_str())
+            .strip_prefix(self.host())
+            .and_then(|p| p.strip_prefix(':'))
+            .and_then(|p| p.parse::<u16>().ok());
+        dns.locate(self.host(), port, self.transport)
             .await
-            .ok()
-            .and_then(|mut a| a.next())
             .with_context(|| {
                 format!(
                     "cannot resolve `trunks.{}.address` '{}'",

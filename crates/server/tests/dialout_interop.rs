@@ -557,3 +557,73 @@ fn an_opus_callee_reaches_the_session_without_transcoding() {
     assert_eq!(st, 200, "{body}");
     assert_eq!(finish(sipp, &dir), (1, 0), "the callee saw the whole call");
 }
+
+/// A DNS server on loopback that answers the SRV query for `name` with one record (`target`,
+/// `port`) and every other query with "no such name"; runs until the test ends.
+fn dns_server(name: &'static str, target: &'static str, port: u16) -> std::net::SocketAddr {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = sock.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            // The question's name, label by label.
+            let (mut pos, mut labels) = (12, Vec::new());
+            while pos < n && q[pos] != 0 {
+                let l = q[pos] as usize;
+                labels.push(String::from_utf8_lossy(&q[pos + 1..pos + 1 + l]).into_owned());
+                pos += 1 + l;
+            }
+            let question_end = pos + 5;
+            let mut a = q[..question_end].to_vec();
+            a[2] = 0x81;
+            let found = labels.join(".") == name && q[pos + 2] == 33;
+            if found {
+                a[3] = 0x80;
+                a[7] = 1;
+                a.extend_from_slice(&[0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60]);
+                let mut rdata = vec![0, 10, 0, 5];
+                rdata.extend_from_slice(&port.to_be_bytes());
+                for label in target.split('.') {
+                    rdata.push(label.len() as u8);
+                    rdata.extend_from_slice(label.as_bytes());
+                }
+                rdata.push(0);
+                a.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+                a.extend_from_slice(&rdata);
+            } else {
+                a[3] = 0x83;
+            }
+            let _ = sock.send_to(&a, from);
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_trunk_named_without_a_port_is_found_by_srv() {
+    let dir = scratch_dir("dialout-srv");
+    // The carrier's SIP service: _sip._udp.carrier.test → a SIPp callee that answers busy.
+    // (The record's target is the callee's address written as a name, which the system
+    // resolver takes as it is.)
+    let (sipp, port) = callee(&dir, "uas_busy.xml");
+    let dns = dns_server("_sip._udp.carrier.test", "127.0.0.1", port);
+    let config = dir.join("phonebridge.toml");
+    std::fs::write(
+        &config,
+        format!("dns-server = \"{dns}\"\n[trunks.carrier]\naddress = \"carrier.test\"\n"),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
+    create_session(&server, "srv");
+    let (st, placed) = place(&server, "srv", r#"{"to":"+15550100"}"#);
+    assert_eq!(st, 201, "{placed}");
+    let id = placed["id"].as_str().unwrap();
+    let ended = wait_status(&server, id, "ended", Duration::from_secs(10));
+    assert_eq!(ended["endReason"], "busy", "{ended}");
+    assert_eq!(
+        ended["sipStatus"], 486,
+        "the callee behind the SRV record answered"
+    );
+    assert_eq!(finish(sipp, &dir), (1, 0), "the callee took the call");
+}

@@ -1,8 +1,9 @@
 //! # phonebridge-sip
 //!
 //! The SIP protocol without I/O: the message model with its parser and printer, typed header
-//! fields, the RFC 3261 transaction machines (with the RFC 6026 Accepted state), and the
-//! endpoint that runs user-agent dialogs over them.
+//! fields, the RFC 3261 transaction machines (with the RFC 6026 Accepted state), the
+//! endpoint that runs user-agent dialogs over them, and the DNS SRV messages that locate SIP
+//! servers (RFC 3263).
 //!
 //! Nothing here opens a socket, reads a clock, spawns a task or takes a lock. Every input
 //! carries `now`; every output (bytes to send, events, the next deadline) is drained by the
@@ -10,6 +11,7 @@
 //! can be replayed deterministically in a test.
 
 pub mod auth;
+pub mod dns;
 pub mod endpoint;
 pub mod error;
 #[doc(hidden)]
