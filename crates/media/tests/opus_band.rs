@@ -39,6 +39,17 @@ fn encode(
         .collect()
 }
 
+/// Speech as browsers send it: 48 kHz, around 24-32 kbit/s, 20 ms packets (hybrid).
+fn browser_speech() -> Vec<Vec<u8>> {
+    encode(
+        &speech(48_000),
+        48_000,
+        960,
+        24_000,
+        opus_rs::Application::Voip,
+    )
+}
+
 /// What the full decoder gives at `rate` (16-bit, rounded as the gateway rounds).
 fn full(rate: u32, packets: &[Vec<u8>]) -> Vec<i16> {
     let mut d = opus_rs::OpusDecoder::new(rate as i32, 1).unwrap();
@@ -96,14 +107,7 @@ fn snr_db(reference: &[i16], x: &[i16]) -> f64 {
 
 #[test]
 fn hybrid_speech_decodes_to_the_full_decoders_samples() {
-    // How browsers send speech: 48 kHz, around 24-32 kbit/s, 20 ms.
-    let packets = encode(
-        &speech(48_000),
-        48_000,
-        960,
-        24_000,
-        opus_rs::Application::Voip,
-    );
+    let packets = browser_speech();
     let (m, _) = modes(&packets);
     assert!(m[1] > packets.len() * 9 / 10, "mostly hybrid: {m:?}");
     for rate in [8_000, 16_000] {
@@ -219,13 +223,7 @@ fn switching_between_hybrid_and_celt_stays_close_to_the_full_decoder() {
 
 #[test]
 fn concealment_continues_the_speech_as_the_full_decoder_does() {
-    let packets = encode(
-        &speech(48_000),
-        48_000,
-        960,
-        24_000,
-        opus_rs::Application::Voip,
-    );
+    let packets = browser_speech();
     for rate in [8_000u32, 16_000] {
         let frame = rate as usize / 50;
         let mut full_dec = opus_rs::OpusDecoder::new(rate as i32, 1).unwrap();
