@@ -254,8 +254,7 @@ impl PhoneAudio {
         if kind != self.encoder.kind() {
             // Another codec: new encoder, decoder and buffer at its rates.
             self.encoder = AudioEncoder::new(kind);
-            self.encoder
-                .set_expected_loss(self.phone_loss.round().min(100.0) as u8);
+            self.size_fec();
             self.switch_decoder(kind);
             self.pending.clear();
             self.marker = true;
@@ -306,6 +305,11 @@ impl PhoneAudio {
         // The loss the phone reports, held at its recent peak, sizes an Opus phone's FEC.
         let reported = self.transport.stats().remote_loss_pct;
         self.phone_loss = reported.max(self.phone_loss * LOSS_DECAY);
+        self.size_fec();
+    }
+
+    /// Sizes an Opus phone's FEC for the loss it reports.
+    fn size_fec(&mut self) {
         self.encoder
             .set_expected_loss(self.phone_loss.round().min(100.0) as u8);
     }

@@ -770,6 +770,31 @@ pub fn interviewer_listening(
     })
 }
 
+/// What the listening interviewer heard (see [`interviewer_listening`]); fails the test with
+/// the browser's output and `context` if the page failed.
+pub fn heard_by(
+    browser: std::thread::JoinHandle<std::process::Output>,
+    context: &str,
+) -> serde_json::Value {
+    let out = browser.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "browser failed: {stderr}{context}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The browser heard the phone's 700 Hz, and not its own 1000 Hz back.
+pub fn assert_hears_phone_not_itself(heard: &serde_json::Value) {
+    let (p700, p1000) = (
+        heard["power"]["700"].as_f64().unwrap(),
+        heard["power"]["1000"].as_f64().unwrap(),
+    );
+    assert!(p700 > 1e-4, "phone tone too weak in the browser: {heard}");
+    assert!(
+        p700 > 100.0 * p1000,
+        "the browser hears its own tone: {heard}"
+    );
+}
+
 /// G.711 A-law of one sample (ITU-T G.711: 13-bit magnitude, segment and step, even bits
 /// inverted).
 pub fn alaw(sample: i16) -> u8 {
