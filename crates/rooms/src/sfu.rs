@@ -231,6 +231,13 @@ impl Sfu {
             .insert(connection.to_owned(), LocalPublisher::default());
     }
 
+    /// Whether `connection` publishes through [`Sfu::write_local_audio`] (until its stream or
+    /// participant ends).
+    #[must_use]
+    pub fn is_local_publisher(&self, connection: &str) -> bool {
+        self.local.contains_key(connection)
+    }
+
     /// The loss, in percent, that the subscribers of local publisher `connection` see on
     /// its stream: the worst subscriber's recent figure (0 without subscribers or reports).
     #[must_use]

@@ -48,8 +48,6 @@ struct PhoneTap {
     seq: u64,
     /// The subscribers' loss last passed to the leg (percent), which sets its Opus FEC.
     loss: u8,
-    /// Whether the phone's stream is still published (its audio reaches the session).
-    published: bool,
 }
 
 /// What the hub tells the SIP gateway.
@@ -180,7 +178,6 @@ impl Hub {
                 inbox,
                 seq: 0,
                 loss: 0,
-                published: true,
             },
         );
         self.by_session
@@ -215,7 +212,12 @@ impl Hub {
 
     /// One Opus packet of a phone: to the session's subscribers and to the other phones.
     pub(crate) fn phone_audio(&mut self, connection: &str, ts: u32, payload: &[u8]) {
-        let Some(tap) = self.phones.get_mut(connection).filter(|t| t.published) else {
+        // A phone whose stream was unpublished (forceUnpublish, REST) stays in its call,
+        // hearing the session, but nobody hears it any more.
+        if !self.sfu.is_local_publisher(connection) {
+            return;
+        }
+        let Some(tap) = self.phones.get_mut(connection) else {
             return;
         };
         tap.seq += 1;
@@ -347,11 +349,6 @@ impl Hub {
                 Output::StreamEnded { stream } => {
                     if let Some(publisher) = publisher_of(&stream) {
                         self.source_gone(publisher);
-                        // A phone whose stream was unpublished (forceUnpublish, REST) stays
-                        // in the call, hearing the session, but nobody hears it any more.
-                        if let Some(tap) = self.phones.get_mut(publisher) {
-                            tap.published = false;
-                        }
                     }
                     self.sfu.on_rooms_output(&Output::StreamEnded { stream });
                 }
