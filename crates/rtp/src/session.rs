@@ -366,8 +366,12 @@ impl RtpSession {
         });
     }
 
-    /// Sends a final RTCP BYE (the call is ending).
+    /// Sends a final RTCP BYE (the call is ending). A transport that never sent anything
+    /// stays silent: RFC 3550 §6.3.7 forbids a BYE from a member that sent no RTP or RTCP.
     pub fn close(&mut self, now: Instant, ntp: u64) {
+        if self.stats.packets_sent == 0 && self.stats.rtcp_sent == 0 {
+            return;
+        }
         let mut bytes = Vec::new();
         self.report(now, ntp, &mut bytes);
         rtcp::write_bye(self.ssrc, &mut bytes);

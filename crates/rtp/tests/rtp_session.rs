@@ -237,3 +237,30 @@ fn media_timeout_fires_and_is_paused_on_hold() {
     }
     assert_eq!(fired, Some(Duration::from_secs(10)));
 }
+
+#[test]
+fn bye_only_from_a_member_that_sent_something() {
+    // RFC 3550 §6.3.7: a member that never sent RTP or RTCP sends no BYE when it leaves.
+    let t0 = Instant::now();
+    let mut silent = RtpSession::new(t0, 1, 100, 5000, "pb", config("10.0.0.5:4000"));
+    silent.close(t0, ntp(t0, t0));
+    assert!(drain(&mut silent).is_empty(), "nothing sent, no BYE");
+
+    let mut talker = RtpSession::new(t0, 2, 100, 5000, "pb", config("10.0.0.5:4000"));
+    talker.send(8, true, 0, &[0xd5; 160]);
+    drain(&mut talker);
+    talker.close(t0, ntp(t0, t0));
+    let out = drain(&mut talker);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].rtcp_socket);
+    assert_eq!(out[0].to, addr("10.0.0.5:4001"));
+    // The compound packet ends with the BYE (packet type 203).
+    assert!(
+        out[0]
+            .bytes
+            .windows(2)
+            .any(|w| w[0] & 0xc0 == 0x80 && w[1] == 203),
+        "{:?}",
+        out[0].bytes
+    );
+}

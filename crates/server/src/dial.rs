@@ -3,7 +3,6 @@
 //! end sends (early or after the answer) runs through the real media path, is played back to
 //! it and counted.
 
-use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use phonebridge_bridge::{info_body, PhoneAudio, PhoneEvent};
@@ -16,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::config::DtmfMode;
 use crate::media::{random_stream_ids, LegEvent, LegEventKind, LegMode, MediaLeg, SharedLegStats};
-use crate::ports::PortPool;
+use crate::ports::{PortPair, PortPool};
 use crate::sip_driver::App;
 
 /// How the call went.
@@ -33,7 +32,7 @@ struct Media {
     key: [u8; sdp::KEY_LEN],
     offer_keys: [[u8; sdp::KEY_LEN]; 2],
     offer: SessionDescription,
-    sockets: Option<(UdpSocket, UdpSocket)>,
+    pair: Option<PortPair>,
     leg: Option<MediaLeg>,
 }
 
@@ -150,7 +149,7 @@ impl Dialer {
             leg.update(negotiated);
             return Ok(());
         }
-        let Some((rtp, rtcp)) = m.sockets.take() else {
+        let Some(pair) = m.pair.take() else {
             return Ok(());
         };
         println!(
@@ -165,24 +164,22 @@ impl Dialer {
         );
         let ids = random_stream_ids(&mut self.rng);
         let audio = PhoneAudio::new(now, &negotiated, ids, "phonebridge", None);
-        let leg = MediaLeg::spawn(
+        m.leg = Some(MediaLeg::spawn(
             call,
-            LegMode::Echo,
-            rtp,
-            rtcp,
+            LegMode::Caller,
+            pair,
+            self.ports.returns(),
             audio,
             self.events_tx.clone(),
             self.stats.clone(),
-        )
-        .map_err(|e| e.to_string())?;
-        m.leg = Some(leg);
+        ));
         Ok(())
     }
 
     fn finish(&mut self, outcome: Outcome) {
         if let Some(m) = self.media.take() {
             if let Some(leg) = m.leg {
-                drop(leg.stop());
+                leg.stop();
             }
             self.ports.release(m.port);
         }
@@ -215,8 +212,9 @@ impl App for Dialer {
         } else {
             [0u16; 8].into()
         };
-        match self.ports.allocate(bind) {
-            Ok((port, rtp, rtcp)) => {
+        match self.ports.allocate(now, bind) {
+            Ok(pair) => {
+                let port = pair.port;
                 let local = sdp::Local {
                     ip,
                     rtp_port: port,
@@ -233,7 +231,7 @@ impl App for Dialer {
                     key: self.rng.gen(),
                     offer_keys,
                     offer,
-                    sockets: Some((rtp, rtcp)),
+                    pair: Some(pair),
                     leg: None,
                 });
             }

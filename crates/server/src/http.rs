@@ -114,6 +114,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "Calls to the echo user in progress.",
         m.echo_calls,
     );
+
     media_metrics(&state.media, &mut out);
     if let Ok(s) = state.sfu.lock() {
         let _ = write!(
@@ -149,6 +150,11 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 fn media_metrics(media: &SharedLegStats, out: &mut String) {
     let Ok(stats) = media.lock() else { return };
     let t = totals(&stats);
+    let _ = write!(
+        out,
+        "# HELP phonebridge_rtp_port_pairs_resting RTP port pairs of ended calls kept open for reuse (two descriptors each).\n# TYPE phonebridge_rtp_port_pairs_resting gauge\nphonebridge_rtp_port_pairs_resting {}\n",
+        stats.resting_pairs.load(std::sync::atomic::Ordering::Relaxed)
+    );
     let mut counter = |name: &str, help: &str, v: u64| {
         let _ = write!(out, "# HELP phonebridge_{name} {help}\n# TYPE phonebridge_{name} counter\nphonebridge_{name} {v}\n");
     };

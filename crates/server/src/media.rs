@@ -15,8 +15,8 @@ use phonebridge_sip::CallHandle;
 use rand::Rng;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
+use crate::ports::{PortPair, Returns};
 use crate::sip_driver::now;
 
 /// Fresh identifiers for a leg's outgoing stream: SSRC, first sequence number and timestamp
@@ -44,8 +44,11 @@ pub(crate) fn ntp_now() -> u64 {
 /// What a leg does with the audio it hears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum LegMode {
-    /// Play it back to the phone (the echo user).
+    /// Play it back to the phone once the phone was heard, nothing before (the echo user).
     Echo,
+    /// Play it back to the far end, with silence until there is something to play back
+    /// (`phonebridge call`: the far end hears us from the answer on, digits included).
+    Caller,
     /// Nothing: the phone hears prompts (or silence) while the voice menu listens for digits.
     Menu,
 }
@@ -119,7 +122,7 @@ pub(crate) enum Command {
     InfoDigit(char),
     /// Digits to send to the phone by RFC 4733.
     SendDigits(String),
-    /// End the leg (RTCP BYE, sockets closed).
+    /// End the leg (RTCP BYE; the sockets go back to the pool).
     Stop,
 }
 
@@ -150,6 +153,8 @@ pub(crate) struct LegStats {
     /// The session side of live legs, and the totals of ended ones.
     pub(crate) mixing: HashMap<CallHandle, MixingStats>,
     pub(crate) ended_mixing: MixingStats,
+    /// Port pairs resting in the pool (see [`crate::ports`]).
+    pub(crate) resting_pairs: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A leg's session side: the mix it hears, and how punctual its 20 ms clock was.
@@ -183,36 +188,32 @@ pub(crate) fn mixing_totals(stats: &LegStats) -> MixingStats {
     t
 }
 
-/// A running leg; dropping it does not stop it, [`MediaLeg::stop`] does.
+/// A running leg; [`MediaLeg::stop`] (or dropping it) ends it.
 #[derive(Debug)]
 pub(crate) struct MediaLeg {
     tx: mpsc::UnboundedSender<Command>,
     inbox: SessionInbox,
-    task: JoinHandle<()>,
 }
 
 impl MediaLeg {
-    /// Starts the leg's task on the bound socket pair.
+    /// Starts the leg's task on the bound socket pair, which goes to `returns` when the leg
+    /// ends.
     pub(crate) fn spawn(
         call: CallHandle,
         mode: LegMode,
-        rtp: std::net::UdpSocket,
-        rtcp: std::net::UdpSocket,
+        pair: PortPair,
+        returns: Returns,
         audio: PhoneAudio,
         events: mpsc::UnboundedSender<LegEvent>,
         stats: SharedLegStats,
-    ) -> std::io::Result<MediaLeg> {
-        rtp.set_nonblocking(true)?;
-        rtcp.set_nonblocking(true)?;
-        let rtp = UdpSocket::from_std(rtp)?;
-        let rtcp = UdpSocket::from_std(rtcp)?;
+    ) -> MediaLeg {
         let (tx, rx) = mpsc::unbounded_channel();
         let inbox = SessionInbox::default();
         let leg = Leg {
             call,
             mode,
-            rtp,
-            rtcp,
+            pair,
+            returns,
             audio,
             events,
             stats,
@@ -221,8 +222,8 @@ impl MediaLeg {
             inbox: inbox.clone(),
             ticks_late: 0,
         };
-        let task = tokio::spawn(leg.run(rx));
-        Ok(MediaLeg { tx, inbox, task })
+        tokio::spawn(leg.run(rx));
+        MediaLeg { tx, inbox }
     }
 
     pub(crate) fn update(&self, negotiated: AudioSession) {
@@ -251,18 +252,17 @@ impl MediaLeg {
         self.inbox.clone()
     }
 
-    /// Ends the leg; its sockets close when the task finishes.
-    pub(crate) fn stop(self) -> JoinHandle<()> {
+    /// Ends the leg; its sockets go back to the pool once it has sent its RTCP BYE.
+    pub(crate) fn stop(self) {
         let _ = self.tx.send(Command::Stop);
-        self.task
     }
 }
 
 struct Leg {
     call: CallHandle,
     mode: LegMode,
-    rtp: UdpSocket,
-    rtcp: UdpSocket,
+    pair: PortPair,
+    returns: Returns,
     audio: PhoneAudio,
     events: mpsc::UnboundedSender<LegEvent>,
     stats: SharedLegStats,
@@ -288,11 +288,11 @@ impl Leg {
         loop {
             let deadline = tokio::time::Instant::from_std(self.audio.poll_timeout());
             tokio::select! {
-                r = self.rtp.recv_from(&mut rtp_buf) => match r {
+                r = self.pair.rtp.recv_from(&mut rtp_buf) => match r {
                     Ok((n, from)) => self.audio.handle_rtp(now(), ntp_now(), from, rtp_buf[..n].to_vec()),
                     Err(e) => tracing::trace!(error = %e, "rtp recv"),
                 },
-                r = self.rtcp.recv_from(&mut rtcp_buf) => match r {
+                r = self.pair.rtcp.recv_from(&mut rtcp_buf) => match r {
                     Ok((n, from)) => self.audio.handle_rtcp(now(), ntp_now(), from, rtcp_buf[..n].to_vec()),
                     Err(e) => tracing::trace!(error = %e, "rtcp recv"),
                 },
@@ -348,6 +348,7 @@ impl Leg {
             s.ended_mixing.add(&mixing);
         }
         tracing::debug!(stats = ?final_stats, "leg ended");
+        self.returns.give(now(), self.pair);
     }
 
     /// One 20 ms tick: the phone's frame in, what it hears out.
@@ -394,7 +395,9 @@ impl Leg {
                 }
                 sa.to_phone(down);
             }
-            (None, LegMode::Echo) => down.extend_from_slice(frame),
+            // The echo user plays back what it heard, and nothing before it heard anything.
+            (None, LegMode::Echo) if !self.audio.heard() => return,
+            (None, LegMode::Echo | LegMode::Caller) => down.extend_from_slice(frame),
             (None, LegMode::Menu) => {}
         }
         let n = frame.len().max(self.audio.sample_rate() as usize / 50);
@@ -429,7 +432,11 @@ impl Leg {
 
     fn flush(&mut self) {
         while let Some(t) = self.audio.poll_transmit() {
-            let socket = if t.rtcp_socket { &self.rtcp } else { &self.rtp };
+            let socket = if t.rtcp_socket {
+                &self.pair.rtcp
+            } else {
+                &self.pair.rtp
+            };
             send(socket, t.to, &t.bytes);
         }
         while let Some(event) = self.audio.poll_event() {

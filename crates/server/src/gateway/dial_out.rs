@@ -146,7 +146,7 @@ impl Gateway {
         );
         let mut bridged = Bridged::new(record, req.data.clone(), client_data);
         bridged.ring_deadline = Some(now + req.ring_timeout);
-        let ports = self.ports.allocate(self.cfg.bind_ip).map_err(|e| {
+        let ports = self.ports.allocate(now, self.cfg.bind_ip).map_err(|e| {
             tracing::warn!(error = %e, "no RTP ports for a call");
             ApiError::Unavailable("no media ports free; try again later".into())
         })?;

@@ -12,7 +12,7 @@
 //! [`ApiRequest`]s.
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, UdpSocket};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,7 +35,7 @@ use crate::media::{
     SharedLegStats,
 };
 use crate::outbox::Outbox;
-use crate::ports::PortPool;
+use crate::ports::{PortPair, PortPool};
 use crate::sessions::{now_ms, RoomsHandle};
 use crate::sessions::{HubNotice, JoinError};
 use crate::store::Store;
@@ -250,7 +250,7 @@ struct Call {
     /// Our offer, waiting for its answer in the ACK (offerless INVITE or re-INVITE).
     offered: Option<SessionDescription>,
     /// The socket pair until the leg takes it.
-    sockets: Option<(UdpSocket, UdpSocket)>,
+    pair: Option<PortPair>,
     leg: Option<MediaLeg>,
     role: Role,
 }
@@ -301,6 +301,9 @@ pub(crate) struct Gateway {
 
 impl Gateway {
     pub(crate) fn new(cfg: GatewayConfig, ports: PortPool, stats: SharedLegStats) -> Self {
+        if let Ok(mut s) = stats.lock() {
+            s.resting_pairs = ports.resting_gauge();
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let (leg_tx, leg_rx) = mpsc::unbounded_channel();
         Gateway {
@@ -365,7 +368,7 @@ impl Gateway {
             leg.update(negotiated);
             return true;
         }
-        let Some((rtp, rtcp)) = c.sockets.take() else {
+        let Some(pair) = c.pair.take() else {
             return false;
         };
         tracing::info!(
@@ -380,38 +383,30 @@ impl Gateway {
             Role::Echo => LegMode::Echo,
             Role::Bridged(_) => LegMode::Menu,
         };
-        match MediaLeg::spawn(
+        c.leg = Some(MediaLeg::spawn(
             h,
             mode,
-            rtp,
-            rtcp,
+            pair,
+            self.ports.returns(),
             audio,
             self.leg_tx.clone(),
             self.stats.clone(),
-        ) {
-            Ok(leg) => {
-                c.leg = Some(leg);
-                match c.bridged() {
-                    Some(d) if d.outbound() => {
-                        // A call we placed joins the session with its first media (early
-                        // media is heard in the session).
-                        d.joining = Some(d.record.session_id.clone());
-                        self.join(h);
-                    }
-                    Some(d) => {
-                        // The menu starts with the media: its greeting plays at once.
-                        d.menu = Some(VoiceMenu::new(now, self.cfg.menu.clone()));
-                        self.drain_menu(ep, h, now);
-                    }
-                    None => {}
-                }
-                true
+        ));
+        match c.bridged() {
+            Some(d) if d.outbound() => {
+                // A call we placed joins the session with its first media (early media is
+                // heard in the session).
+                d.joining = Some(d.record.session_id.clone());
+                self.join(h);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot start the call's media");
-                false
+            Some(d) => {
+                // The menu starts with the media: its greeting plays at once.
+                d.menu = Some(VoiceMenu::new(now, self.cfg.menu.clone()));
+                self.drain_menu(ep, h, now);
             }
+            None => {}
         }
+        true
     }
 
     /// The capabilities for a call from `source`: a trunk's SRTP policy when it is one.
@@ -440,14 +435,14 @@ impl Gateway {
     fn new_call(
         &mut self,
         caps: Capabilities,
-        (port, rtp, rtcp): (u16, UdpSocket, UdpSocket),
+        pair: PortPair,
         ip: IpAddr,
         source: IpAddr,
         role: Role,
     ) -> Call {
         Call {
             caps,
-            port,
+            port: pair.port,
             ip,
             source,
             session_id: self.rng.gen_range(1..u32::MAX as u64),
@@ -455,7 +450,7 @@ impl Gateway {
             key: self.rng.gen(),
             offer_keys: [self.rng.gen(), self.rng.gen()],
             offered: None,
-            sockets: Some((rtp, rtcp)),
+            pair: Some(pair),
             leg: None,
             role,
         }
@@ -503,7 +498,7 @@ impl Gateway {
             let _ = ep.respond(now, h, 404, None);
             return;
         };
-        let ports = match self.ports.allocate(self.cfg.bind_ip) {
+        let ports = match self.ports.allocate(now, self.cfg.bind_ip) {
             Ok(x) => x,
             Err(e) => {
                 tracing::warn!(error = %e, "no RTP ports for a call");
@@ -541,6 +536,9 @@ impl Gateway {
                 Err(why) => {
                     tracing::info!(%why, "call refused: unusable offer");
                     self.ports.release(port);
+                    if let Some(pair) = call.pair.take() {
+                        self.ports.park(now, pair);
+                    }
                     let _ = ep.respond(now, h, 488, None);
                     return;
                 }
@@ -843,8 +841,11 @@ impl Gateway {
                 }
             }
             if let Some(leg) = c.leg {
-                // The leg's task closes the sockets; the port is free once it has.
-                drop(leg.stop());
+                // The leg's task gives the sockets back when it ends.
+                leg.stop();
+            }
+            if let Some(pair) = c.pair {
+                self.ports.park(crate::sip_driver::now(), pair);
             }
             self.ports.release(c.port);
         }
