@@ -181,7 +181,7 @@ impl Dialer {
             if let Some(leg) = m.leg {
                 leg.stop();
             }
-            self.ports.release(m.port);
+            self.ports.release(crate::sip_driver::now(), m.port, m.pair);
         }
         self.outcome = Some(outcome);
     }

@@ -102,15 +102,13 @@ impl PortPool {
         })
     }
 
-    /// The port is no longer the call's. Its sockets come back through [`Returns`] (or
-    /// [`PortPool::park`]) once nothing uses them.
-    pub(crate) fn release(&mut self, port: u16) {
+    /// The port is no longer the call's. A pair that never went to a leg (`unused`, e.g. a
+    /// refused call's) rests from now; a leg's comes back through [`Returns`] when it ends.
+    pub(crate) fn release(&mut self, now: Instant, port: u16, unused: Option<PortPair>) {
         self.in_use.remove(&port);
-    }
-
-    /// Keeps a pair that never started a leg (a refused call) for reuse.
-    pub(crate) fn park(&mut self, now: Instant, pair: PortPair) {
-        self.returns.give(now, pair);
+        if let Some(pair) = unused {
+            self.returns.give(now, pair);
+        }
     }
 
     fn take_returns(&mut self) {
@@ -133,14 +131,13 @@ impl PortPool {
 
     /// The oldest parked pair on `ip` if it has rested `rest`, emptied of what reached it.
     fn take_parked(&mut self, now: Instant, ip: IpAddr, rest: Duration) -> Option<PortPair> {
-        let (at, pair) = self.parked.front()?;
-        let on_ip = pair.ip == ip;
+        let (at, _) = self.parked.front()?;
         if now.saturating_duration_since(*at) < rest {
             return None;
         }
         let (_, pair) = self.parked.pop_front()?;
         self.left_rest();
-        if !on_ip {
+        if pair.ip != ip {
             // Bound elsewhere (the address changed): close it and let a fresh one be bound.
             return None;
         }
@@ -236,7 +233,7 @@ mod tests {
         assert_eq!(a.rtcp.local_addr().unwrap().port(), a.port + 1);
         let b = p.allocate(t, LOOPBACK).unwrap();
         assert_ne!(a.port, b.port);
-        p.release(a.port);
+        p.release(t, a.port, None);
         assert_eq!(p.in_use(), 1);
     }
 
@@ -247,7 +244,7 @@ mod tests {
         let a = p.allocate(t0, LOOPBACK).unwrap();
         let port = a.port;
         let addr = a.rtp.local_addr().unwrap();
-        p.release(port);
+        p.release(t0, port, None);
         p.returns().give(t0, a);
         let resting = p.resting_gauge();
         assert_eq!(resting.load(Ordering::Relaxed), 1);
@@ -281,8 +278,7 @@ mod tests {
         let a = p.allocate(t0, LOOPBACK).unwrap();
         assert!(p.allocate(t0, LOOPBACK).is_err(), "the only pair is taken");
         let port = a.port;
-        p.release(port);
-        p.park(t0, a);
+        p.release(t0, port, Some(a));
         let b = p.allocate(t0, LOOPBACK).unwrap();
         assert_eq!(b.port, port);
     }

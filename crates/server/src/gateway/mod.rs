@@ -535,10 +535,7 @@ impl Gateway {
                 }
                 Err(why) => {
                     tracing::info!(%why, "call refused: unusable offer");
-                    self.ports.release(port);
-                    if let Some(pair) = call.pair.take() {
-                        self.ports.park(now, pair);
-                    }
+                    self.ports.release(now, port, call.pair.take());
                     let _ = ep.respond(now, h, 488, None);
                     return;
                 }
@@ -844,10 +841,7 @@ impl Gateway {
                 // The leg's task gives the sockets back when it ends.
                 leg.stop();
             }
-            if let Some(pair) = c.pair {
-                self.ports.park(crate::sip_driver::now(), pair);
-            }
-            self.ports.release(c.port);
+            self.ports.release(crate::sip_driver::now(), c.port, c.pair);
         }
     }
 
