@@ -14,7 +14,9 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
 use crate::config::DtmfMode;
-use crate::media::{random_stream_ids, LegEvent, LegEventKind, LegMode, MediaLeg, SharedLegStats};
+use crate::media::{
+    random_stream_ids, LegEvent, LegEventKind, LegMode, Legs, MediaLeg, SharedLegStats,
+};
 use crate::ports::{PortPair, PortPool};
 use crate::sip_driver::App;
 
@@ -50,7 +52,7 @@ pub(crate) struct Dialer {
     answered: bool,
     media: Option<Media>,
     stats: SharedLegStats,
-    events_tx: mpsc::UnboundedSender<LegEvent>,
+    legs: Legs,
     events_rx: Option<mpsc::UnboundedReceiver<LegEvent>>,
     /// Digits to send after the answer, and how.
     digits: Option<(String, DtmfMode)>,
@@ -74,6 +76,8 @@ impl Dialer {
         seed: u64,
     ) -> Self {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let stats = SharedLegStats::default();
+        let legs = Legs::new(ports.returns(), events_tx, stats.clone());
         Dialer {
             dial: Some(dial),
             hold,
@@ -87,8 +91,8 @@ impl Dialer {
             hangup_at: None,
             answered: false,
             media: None,
-            stats: SharedLegStats::default(),
-            events_tx,
+            stats,
+            legs,
             events_rx: Some(events_rx),
             digits: None,
             info_queue: Vec::new(),
@@ -164,15 +168,7 @@ impl Dialer {
         );
         let ids = random_stream_ids(&mut self.rng);
         let audio = PhoneAudio::new(now, &negotiated, ids, "phonebridge", None);
-        m.leg = Some(MediaLeg::spawn(
-            call,
-            LegMode::Caller,
-            pair,
-            self.ports.returns(),
-            audio,
-            self.events_tx.clone(),
-            self.stats.clone(),
-        ));
+        m.leg = Some(self.legs.spawn(call, LegMode::Caller, pair, audio));
         Ok(())
     }
 

@@ -1,6 +1,11 @@
 //! The tokio shell around one phone leg's [`PhoneAudio`]: a task that owns the leg's RTP and
 //! RTCP sockets, ticks every 20 ms, feeds datagrams in, sends what comes out, and reports
 //! digits and media timeouts to the SIP driver.
+//!
+//! Every leg ticks on one shared 20 ms clock ([`MediaClock`]) rather than on timers of its
+//! own, and reads what the SIP side asks of it at its tick: starting, commanding or ending a
+//! leg never wakes a task or moves the runtime's next timer, so a burst of short calls costs
+//! no thread wake-ups beyond the clock's 50 a second.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,7 +19,7 @@ use phonebridge_sdp::AudioSession;
 use phonebridge_sip::CallHandle;
 use rand::Rng;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::ports::{PortPair, Returns};
 use crate::sip_driver::now;
@@ -188,7 +193,154 @@ pub(crate) fn mixing_totals(stats: &LegStats) -> MixingStats {
     t
 }
 
-/// A running leg; [`MediaLeg::stop`] (or dropping it) ends it.
+/// The 20 ms period of every leg.
+const TICK: Duration = Duration::from_millis(20);
+
+/// How often a leg refreshes its figures in [`LegStats`].
+const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+
+/// One beat of the [`MediaClock`]: the number of 20 ms periods since the clock's origin,
+/// and when that beat was due.
+#[derive(Debug, Clone, Copy)]
+struct Beat {
+    n: u64,
+    due: tokio::time::Instant,
+}
+
+/// The 20 ms clock the legs of one app tick on, and where legs wait to start. The clock's
+/// task starts the legs at its beat (so that starting one from the SIP side never wakes
+/// another thread) and runs only while there are legs: it starts with the first one and ends
+/// a beat after the last.
+#[derive(Clone)]
+pub(crate) struct MediaClock(Arc<ClockShared>);
+
+struct ClockShared {
+    beats: watch::Sender<Beat>,
+    origin: tokio::time::Instant,
+    state: Mutex<ClockState>,
+}
+
+#[derive(Default)]
+struct ClockState {
+    running: bool,
+    /// Legs to start at the next beat.
+    starting: Vec<(Box<Leg>, mpsc::UnboundedReceiver<Command>)>,
+}
+
+impl MediaClock {
+    pub(crate) fn new() -> MediaClock {
+        let origin = tokio::time::Instant::now();
+        let (beats, _) = watch::channel(Beat { n: 0, due: origin });
+        MediaClock(Arc::new(ClockShared {
+            beats,
+            origin,
+            state: Mutex::default(),
+        }))
+    }
+
+    /// Queues `leg` to start at the next beat, starting the clock's task when it is not
+    /// running. Must be called within the runtime.
+    fn start(&self, leg: Box<Leg>, commands: mpsc::UnboundedReceiver<Command>) {
+        let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.starting.push((leg, commands));
+        if !state.running {
+            state.running = true;
+            tokio::spawn(Self::run(self.0.clone()));
+        }
+    }
+
+    async fn run(shared: Arc<ClockShared>) {
+        let period = |n: u64| TICK * u32::try_from(n).unwrap_or(u32::MAX);
+        let since = |t: tokio::time::Instant| {
+            (t.saturating_duration_since(shared.origin).as_nanos() / TICK.as_nanos()) as u64
+        };
+        let first = since(tokio::time::Instant::now()) + 1;
+        let mut interval = tokio::time::interval_at(shared.origin + period(first), TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            interval.tick().await;
+            let starting = {
+                let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+                if shared.beats.receiver_count() == 0 && state.starting.is_empty() {
+                    state.running = false;
+                    return;
+                }
+                std::mem::take(&mut state.starting)
+            };
+            // The new legs listen before the beat goes out, so it is their first tick.
+            for (leg, commands) in starting {
+                tokio::spawn(leg.run(commands, shared.beats.subscribe()));
+            }
+            // Counted from the clock's origin, so a beat the task was too late for shows as
+            // a jump the legs make up for.
+            let n = since(tokio::time::Instant::now());
+            let due = shared.origin + period(n);
+            shared.beats.send_if_modified(|b| {
+                let newer = n > b.n;
+                if newer {
+                    *b = Beat { n, due };
+                }
+                newer
+            });
+        }
+    }
+}
+
+/// What the legs an app starts share: where their sockets go back, where their events go,
+/// the figures they keep and the clock they tick on.
+#[derive(Clone)]
+pub(crate) struct Legs {
+    returns: Returns,
+    events: mpsc::UnboundedSender<LegEvent>,
+    stats: SharedLegStats,
+    clock: MediaClock,
+}
+
+impl Legs {
+    pub(crate) fn new(
+        returns: Returns,
+        events: mpsc::UnboundedSender<LegEvent>,
+        stats: SharedLegStats,
+    ) -> Legs {
+        Legs {
+            returns,
+            events,
+            stats,
+            clock: MediaClock::new(),
+        }
+    }
+
+    /// Starts a leg on the bound socket pair, which goes back to the pool when the leg
+    /// ends. The leg starts, and has its first tick, at the clock's next beat.
+    pub(crate) fn spawn(
+        &self,
+        call: CallHandle,
+        mode: LegMode,
+        pair: PortPair,
+        audio: PhoneAudio,
+    ) -> MediaLeg {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let inbox = SessionInbox::default();
+        let leg = Box::new(Leg {
+            call,
+            mode,
+            pair,
+            returns: self.returns.clone(),
+            audio,
+            events: self.events.clone(),
+            stats: self.stats.clone(),
+            prompt: None,
+            bridge: None,
+            inbox: inbox.clone(),
+            ticks_late: 0,
+            published: None,
+        });
+        self.clock.start(leg, rx);
+        MediaLeg { tx, inbox }
+    }
+}
+
+/// A running leg; [`MediaLeg::stop`] (or dropping it) ends it at its next tick.
 #[derive(Debug)]
 pub(crate) struct MediaLeg {
     tx: mpsc::UnboundedSender<Command>,
@@ -196,36 +348,6 @@ pub(crate) struct MediaLeg {
 }
 
 impl MediaLeg {
-    /// Starts the leg's task on the bound socket pair, which goes to `returns` when the leg
-    /// ends.
-    pub(crate) fn spawn(
-        call: CallHandle,
-        mode: LegMode,
-        pair: PortPair,
-        returns: Returns,
-        audio: PhoneAudio,
-        events: mpsc::UnboundedSender<LegEvent>,
-        stats: SharedLegStats,
-    ) -> MediaLeg {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let inbox = SessionInbox::default();
-        let leg = Leg {
-            call,
-            mode,
-            pair,
-            returns,
-            audio,
-            events,
-            stats,
-            prompt: None,
-            bridge: None,
-            inbox: inbox.clone(),
-            ticks_late: 0,
-        };
-        tokio::spawn(leg.run(rx));
-        MediaLeg { tx, inbox }
-    }
-
     pub(crate) fn update(&self, negotiated: AudioSession) {
         let _ = self.tx.send(Command::Update(Box::new(negotiated)));
     }
@@ -252,9 +374,34 @@ impl MediaLeg {
         self.inbox.clone()
     }
 
-    /// Ends the leg; its sockets go back to the pool once it has sent its RTCP BYE.
+    /// Ends the leg at its next tick; its sockets go back to the pool once it has sent its
+    /// RTCP BYE.
     pub(crate) fn stop(self) {
         let _ = self.tx.send(Command::Stop);
+    }
+}
+
+/// A leg's working buffers, kept across ticks.
+struct Buffers {
+    rtp: Vec<u8>,
+    rtcp: Vec<u8>,
+    /// The phone's frame, what goes up to the session and what the phone hears.
+    frame: Vec<i16>,
+    up: Vec<u8>,
+    down: Vec<i16>,
+    session: Vec<SessionInput>,
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Buffers {
+            rtp: vec![0; 2048],
+            rtcp: vec![0; 2048],
+            frame: Vec::with_capacity(960),
+            up: Vec::with_capacity(400),
+            down: Vec::with_capacity(960),
+            session: Vec::new(),
+        }
     }
 }
 
@@ -271,70 +418,43 @@ struct Leg {
     bridge: Option<(Bridge, SessionAudio)>,
     inbox: SessionInbox,
     ticks_late: u64,
+    /// When the leg last refreshed its figures.
+    published: Option<tokio::time::Instant>,
 }
 
 impl Leg {
-    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+    async fn run(
+        mut self: Box<Self>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut beats: watch::Receiver<Beat>,
+    ) {
         let span = tracing::debug_span!("leg", call = ?self.call);
         let _enter = span.enter();
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-        let mut publish = tokio::time::interval(Duration::from_millis(250));
-        let mut rtp_buf = vec![0u8; 2048];
-        let mut rtcp_buf = vec![0u8; 2048];
-        let mut frame = Vec::with_capacity(960);
-        let (mut up, mut down) = (Vec::with_capacity(400), Vec::with_capacity(960));
-        let mut session = Vec::new();
+        let mut bufs = Buffers::default();
+        let mut seen = beats.borrow_and_update().n;
         loop {
-            let deadline = tokio::time::Instant::from_std(self.audio.poll_timeout());
             tokio::select! {
-                r = self.pair.rtp.recv_from(&mut rtp_buf) => match r {
-                    Ok((n, from)) => self.audio.handle_rtp(now(), ntp_now(), from, rtp_buf[..n].to_vec()),
+                r = self.pair.rtp.recv_from(&mut bufs.rtp) => match r {
+                    Ok((n, from)) => self.audio.handle_rtp(now(), ntp_now(), from, bufs.rtp[..n].to_vec()),
                     Err(e) => tracing::trace!(error = %e, "rtp recv"),
                 },
-                r = self.pair.rtcp.recv_from(&mut rtcp_buf) => match r {
-                    Ok((n, from)) => self.audio.handle_rtcp(now(), ntp_now(), from, rtcp_buf[..n].to_vec()),
+                r = self.pair.rtcp.recv_from(&mut bufs.rtcp) => match r {
+                    Ok((n, from)) => self.audio.handle_rtcp(now(), ntp_now(), from, bufs.rtcp[..n].to_vec()),
                     Err(e) => tracing::trace!(error = %e, "rtcp recv"),
                 },
-                due = tick.tick() => {
-                    if due.elapsed() > Duration::from_millis(20) {
-                        self.ticks_late += 1;
-                    }
-                    self.tick(&mut frame, &mut up, &mut down, &mut session)
-                }
-                _ = tokio::time::sleep_until(deadline) => self.audio.handle_timeout(now(), ntp_now()),
-                _ = publish.tick() => self.publish(),
-                cmd = commands.recv() => match cmd {
-                    Some(Command::Update(n)) => self.audio.update(now(), &n),
-                    Some(Command::InfoDigit(d)) => self.audio.info_digit(now(), d),
-                    Some(Command::SendDigits(d)) => {
-                        if let Err(c) = self.audio.send_digits(&d) {
-                            tracing::warn!(character = ?c, "digits not sent: not a key, or no telephone-event agreed");
-                        }
-                    }
-                    Some(Command::Bridge(b)) => {
-                        let rate = self.audio.sample_rate();
-                        let first_ts = b.first_ts;
-                        self.bridge = Some((*b, SessionAudio::new(rate, first_ts)));
-                    }
-                    Some(Command::Play(p)) => self.play(&p),
-                    Some(Command::StopPrompt) => self.prompt = None,
-                    Some(Command::Subscriptions(subs)) => {
-                        if let Some((_, sa)) = &mut self.bridge {
-                            sa.set_subscriptions(subs);
-                        }
-                    }
-                    Some(Command::Mute(m)) => {
-                        if let Some((_, sa)) = &mut self.bridge {
-                            sa.set_muted(m);
-                        }
-                    }
-                    Some(Command::Stop) | None => {
+                r = beats.changed() => {
+                    // The clock ends only with the runtime: the leg ends with it.
+                    let beat = r.ok().map(|()| *beats.borrow_and_update());
+                    let stop = !self.take_commands(&mut commands);
+                    if stop || beat.is_none() {
                         self.audio.close(now(), ntp_now());
                         self.flush();
                         break;
                     }
-                },
+                    if let Some(beat) = beat {
+                        self.on_beat(beat, &mut seen, &mut bufs);
+                    }
+                }
             }
             self.flush();
         }
@@ -348,17 +468,84 @@ impl Leg {
             s.ended_mixing.add(&mixing);
         }
         tracing::debug!(stats = ?final_stats, "leg ended");
-        self.returns.give(now(), self.pair);
+        let Leg { returns, pair, .. } = *self;
+        returns.give(now(), pair);
+    }
+
+    /// Carries out what the SIP side asked since the last tick; false when the leg is to end.
+    fn take_commands(&mut self, commands: &mut mpsc::UnboundedReceiver<Command>) -> bool {
+        loop {
+            let cmd = match commands.try_recv() {
+                Ok(c) => c,
+                Err(mpsc::error::TryRecvError::Empty) => return true,
+                Err(mpsc::error::TryRecvError::Disconnected) => return false,
+            };
+            match cmd {
+                Command::Update(n) => self.audio.update(now(), &n),
+                Command::InfoDigit(d) => self.audio.info_digit(now(), d),
+                Command::SendDigits(d) => {
+                    if let Err(c) = self.audio.send_digits(&d) {
+                        tracing::warn!(character = ?c, "digits not sent: not a key, or no telephone-event agreed");
+                    }
+                }
+                Command::Bridge(b) => {
+                    let rate = self.audio.sample_rate();
+                    let first_ts = b.first_ts;
+                    self.bridge = Some((*b, SessionAudio::new(rate, first_ts)));
+                }
+                Command::Play(p) => self.play(&p),
+                Command::StopPrompt => self.prompt = None,
+                Command::Subscriptions(subs) => {
+                    if let Some((_, sa)) = &mut self.bridge {
+                        sa.set_subscriptions(subs);
+                    }
+                }
+                Command::Mute(m) => {
+                    if let Some((_, sa)) = &mut self.bridge {
+                        sa.set_muted(m);
+                    }
+                }
+                Command::Stop => return false,
+            }
+        }
+    }
+
+    /// A beat of the clock: one tick for each 20 ms period since the last beat (a leg that
+    /// fell behind catches up at once), then the RTP session's timers and the figures.
+    fn on_beat(&mut self, beat: Beat, seen: &mut u64, bufs: &mut Buffers) {
+        let periods = beat.n.saturating_sub(*seen).max(1);
+        *seen = beat.n;
+        let at = tokio::time::Instant::now();
+        for k in (0..periods).rev() {
+            // Period `k` before this beat was due that much earlier.
+            let due = beat.due.checked_sub(TICK * k as u32).unwrap_or(beat.due);
+            if at.saturating_duration_since(due) > TICK {
+                self.ticks_late += 1;
+            }
+            self.tick(bufs);
+        }
+        let now = now();
+        if now >= self.audio.poll_timeout() {
+            self.audio.handle_timeout(now, ntp_now());
+        }
+        if self
+            .published
+            .is_none_or(|p| at.duration_since(p) >= PUBLISH_EVERY)
+        {
+            self.published = Some(at);
+            self.publish();
+        }
     }
 
     /// One 20 ms tick: the phone's frame in, what it hears out.
-    fn tick(
-        &mut self,
-        frame: &mut Vec<i16>,
-        up: &mut Vec<u8>,
-        down: &mut Vec<i16>,
-        session: &mut Vec<SessionInput>,
-    ) {
+    fn tick(&mut self, bufs: &mut Buffers) {
+        let Buffers {
+            frame,
+            up,
+            down,
+            session,
+            ..
+        } = bufs;
         let now = now();
         frame.clear();
         self.audio.pull(now, frame);

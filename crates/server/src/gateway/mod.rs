@@ -31,8 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::calls::{CallRecord, CallStatus, CallerId, Direction as CallDirection, EndReason};
 use crate::media::{
-    random_stream_ids, Bridge, Command, LegEvent, LegEventKind, LegMode, MediaLeg, PromptAudio,
-    SharedLegStats,
+    random_stream_ids, Bridge, Command, LegEvent, LegEventKind, LegMode, Legs, MediaLeg,
+    PromptAudio, SharedLegStats,
 };
 use crate::outbox::Outbox;
 use crate::ports::{PortPair, PortPool};
@@ -294,7 +294,7 @@ pub(crate) struct Gateway {
     links: Option<Links>,
     tx: mpsc::UnboundedSender<GatewayMsg>,
     rx: Option<mpsc::UnboundedReceiver<GatewayMsg>>,
-    leg_tx: mpsc::UnboundedSender<LegEvent>,
+    legs: Legs,
     leg_rx: Option<mpsc::UnboundedReceiver<LegEvent>>,
     stats: SharedLegStats,
 }
@@ -306,6 +306,7 @@ impl Gateway {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         let (leg_tx, leg_rx) = mpsc::unbounded_channel();
+        let legs = Legs::new(ports.returns(), leg_tx, stats.clone());
         Gateway {
             rng: SmallRng::seed_from_u64(cfg.seed),
             cfg,
@@ -317,7 +318,7 @@ impl Gateway {
             links: None,
             tx,
             rx: Some(rx),
-            leg_tx,
+            legs,
             leg_rx: Some(leg_rx),
             stats,
         }
@@ -383,15 +384,7 @@ impl Gateway {
             Role::Echo => LegMode::Echo,
             Role::Bridged(_) => LegMode::Menu,
         };
-        c.leg = Some(MediaLeg::spawn(
-            h,
-            mode,
-            pair,
-            self.ports.returns(),
-            audio,
-            self.leg_tx.clone(),
-            self.stats.clone(),
-        ));
+        c.leg = Some(self.legs.spawn(h, mode, pair, audio));
         match c.bridged() {
             Some(d) if d.outbound() => {
                 // A call we placed joins the session with its first media (early media is

@@ -246,7 +246,9 @@ impl TxEntry {
 pub struct Endpoint {
     cfg: EndpointConfig,
     rng: SmallRng,
-    txs: HashMap<u64, TxEntry>,
+    /// Boxed: tens of thousands live at high call rates (completed transactions wait out
+    /// Timer J/K), and growing the table then moves pointers rather than whole entries.
+    txs: HashMap<u64, Box<TxEntry>>,
     tx_index: HashMap<TxKey, u64>,
     next_id: u64,
     calls: HashMap<CallHandle, uas::Call>,
@@ -477,13 +479,13 @@ impl Endpoint {
         self.tx_index.insert(key.clone(), id);
         self.txs.insert(
             id,
-            TxEntry {
+            Box::new(TxEntry {
                 key,
                 tx,
                 target,
                 owner,
                 scheduled: None,
-            },
+            }),
         );
         id
     }
