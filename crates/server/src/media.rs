@@ -267,9 +267,14 @@ impl MediaClock {
                 }
                 std::mem::take(&mut state.starting)
             };
-            // The new legs listen before the beat goes out, so it is their first tick.
-            for (leg, commands) in starting {
-                tokio::spawn(leg.run(commands, shared.beats.subscribe()));
+            // The new legs listen before the beat goes out, so it is their first tick. A leg
+            // whose call ended before it started ends here, without a task.
+            for (mut leg, mut commands) in starting {
+                if leg.take_commands(&mut commands) {
+                    tokio::spawn(leg.run(commands, shared.beats.subscribe()));
+                } else {
+                    leg.end();
+                }
             }
             // Counted from the clock's origin, so a beat the task was too late for shows as
             // a jump the legs make up for.
@@ -444,20 +449,23 @@ impl Leg {
                 },
                 r = beats.changed() => {
                     // The clock ends only with the runtime: the leg ends with it.
-                    let beat = r.ok().map(|()| *beats.borrow_and_update());
-                    let stop = !self.take_commands(&mut commands);
-                    if stop || beat.is_none() {
-                        self.audio.close(now(), ntp_now());
-                        self.flush();
+                    let Some(beat) = r.ok().map(|()| *beats.borrow_and_update()) else { break };
+                    if !self.take_commands(&mut commands) {
                         break;
                     }
-                    if let Some(beat) = beat {
-                        self.on_beat(beat, &mut seen, &mut bufs);
-                    }
+                    self.on_beat(beat, &mut seen, &mut bufs);
                 }
             }
             self.flush();
         }
+        self.end();
+    }
+
+    /// Ends the leg: RTCP BYE when it sent media, its figures to the totals, its sockets
+    /// back to the pool.
+    fn end(mut self: Box<Self>) {
+        self.audio.close(now(), ntp_now());
+        self.flush();
         let final_stats = self.audio.stats();
         let mixing = self.mixing();
         if let Ok(mut s) = self.stats.lock() {
@@ -467,7 +475,7 @@ impl Leg {
             s.mixing.remove(&self.call);
             s.ended_mixing.add(&mixing);
         }
-        tracing::debug!(stats = ?final_stats, "leg ended");
+        tracing::debug!(call = ?self.call, stats = ?final_stats, "leg ended");
         let Leg { returns, pair, .. } = *self;
         returns.give(now(), pair);
     }
@@ -701,4 +709,121 @@ pub(crate) fn totals(stats: &LegStats) -> PhoneAudioStats {
         add_into(&mut t, s);
     }
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::PortPool;
+    use phonebridge_sdp::{Capabilities, Direction, Local, SessionDescription};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    const IDS: StreamIds = StreamIds {
+        ssrc: 9,
+        seq: 1,
+        ts: 1,
+    };
+
+    /// What a leg negotiated with a PCMU phone at `phone`.
+    fn pcmu_session(phone: SocketAddr, our_port: u16) -> AudioSession {
+        let offer = SessionDescription::parse(&format!(
+            "v=0\r\no=phone 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+            phone.port()
+        ))
+        .unwrap();
+        let local = Local {
+            ip: LOOPBACK,
+            rtp_port: our_port,
+            session_id: 1,
+            version: 1,
+            direction: Direction::SendRecv,
+        };
+        phonebridge_sdp::answer(&offer, &Capabilities::default(), &local, [7; 30])
+            .unwrap()
+            .1
+    }
+
+    async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+        for _ in 0..200 {
+            if done() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn ended_legs(stats: &SharedLegStats) -> u64 {
+        stats.lock().unwrap().ended_legs
+    }
+
+    fn clock_running(legs: &Legs) -> bool {
+        legs.clock.0.state.lock().unwrap().running
+    }
+
+    #[tokio::test]
+    async fn a_leg_ended_before_its_first_beat_hands_its_pair_back_and_the_clock_stops() {
+        let mut pool = PortPool::new((41301, 41399));
+        let (events, _events_rx) = mpsc::unbounded_channel();
+        let stats = SharedLegStats::default();
+        let legs = Legs::new(pool.returns(), events, stats.clone());
+        let pair = pool.allocate(now(), LOOPBACK).unwrap();
+        let session = pcmu_session("127.0.0.1:41500".parse().unwrap(), pair.port);
+        let audio = PhoneAudio::new(now(), &session, IDS, "pb", None);
+        let leg = legs.spawn(CallHandle(1), LegMode::Echo, pair, audio);
+        assert!(clock_running(&legs), "the first leg starts the clock");
+        leg.stop();
+        wait_for("the leg to end", || ended_legs(&stats) == 1).await;
+        let resting = pool.resting_gauge();
+        assert_eq!(
+            resting.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "its pair rests"
+        );
+        wait_for("the clock to stop", || !clock_running(&legs)).await;
+    }
+
+    #[tokio::test]
+    async fn legs_tick_on_the_clock_echo_what_they_hear_and_restart_it() {
+        let mut pool = PortPool::new((41401, 41499));
+        let (events, _events_rx) = mpsc::unbounded_channel();
+        let stats = SharedLegStats::default();
+        let legs = Legs::new(pool.returns(), events, stats.clone());
+        for round in 0..2u64 {
+            let phone = tokio::net::UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+            let pair = pool.allocate(now(), LOOPBACK).unwrap();
+            let ours = SocketAddr::new(LOOPBACK, pair.port);
+            let session = pcmu_session(phone.local_addr().unwrap(), pair.port);
+            let audio = PhoneAudio::new(now(), &session, IDS, "pb", None);
+            let leg = legs.spawn(CallHandle(round), LegMode::Echo, pair, audio);
+            // 20 ms PCMU packets until the leg plays something back.
+            let mut heard = false;
+            let mut buf = [0u8; 1500];
+            for seq in 0..100u16 {
+                let mut packet = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12, 0x34];
+                packet[2..4].copy_from_slice(&seq.to_be_bytes());
+                packet[4..8].copy_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+                packet.extend(std::iter::repeat_n(0x7f, 160));
+                phone.send_to(&packet, ours).await.unwrap();
+                let wait =
+                    tokio::time::timeout(Duration::from_millis(20), phone.recv_from(&mut buf));
+                if let Ok(Ok((n, from))) = wait.await {
+                    assert_eq!(from, ours);
+                    assert_eq!(n, 12 + 160, "one 20 ms PCMU frame");
+                    heard = true;
+                    break;
+                }
+            }
+            assert!(
+                heard,
+                "round {round}: the echo leg played back what it heard"
+            );
+            leg.stop();
+            wait_for("the leg to end", || ended_legs(&stats) == round + 1).await;
+            assert!(stats.lock().unwrap().live.is_empty());
+            // The clock stops with the last leg; the next leg starts it again.
+            wait_for("the clock to stop", || !clock_running(&legs)).await;
+        }
+    }
 }
