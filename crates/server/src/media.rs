@@ -758,6 +758,17 @@ mod tests {
         stats.lock().unwrap().ended_legs
     }
 
+    /// Legs handing their pairs back to `pool`, their figures, and where their events go.
+    fn legs_of(pool: &PortPool) -> (Legs, SharedLegStats, mpsc::UnboundedReceiver<LegEvent>) {
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let stats = SharedLegStats::default();
+        (
+            Legs::new(pool.returns(), events, stats.clone()),
+            stats,
+            events_rx,
+        )
+    }
+
     fn clock_running(legs: &Legs) -> bool {
         legs.clock.0.state.lock().unwrap().running
     }
@@ -765,9 +776,7 @@ mod tests {
     #[tokio::test]
     async fn a_leg_ended_before_its_first_beat_hands_its_pair_back_and_the_clock_stops() {
         let mut pool = PortPool::new((41301, 41399));
-        let (events, _events_rx) = mpsc::unbounded_channel();
-        let stats = SharedLegStats::default();
-        let legs = Legs::new(pool.returns(), events, stats.clone());
+        let (legs, stats, _events) = legs_of(&pool);
         let pair = pool.allocate(now(), LOOPBACK).unwrap();
         let session = pcmu_session("127.0.0.1:41500".parse().unwrap(), pair.port);
         let audio = PhoneAudio::new(now(), &session, IDS, "pb", None);
@@ -787,9 +796,7 @@ mod tests {
     #[tokio::test]
     async fn legs_tick_on_the_clock_echo_what_they_hear_and_restart_it() {
         let mut pool = PortPool::new((41401, 41499));
-        let (events, _events_rx) = mpsc::unbounded_channel();
-        let stats = SharedLegStats::default();
-        let legs = Legs::new(pool.returns(), events, stats.clone());
+        let (legs, stats, _events) = legs_of(&pool);
         for round in 0..2u64 {
             let phone = tokio::net::UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
             let pair = pool.allocate(now(), LOOPBACK).unwrap();
