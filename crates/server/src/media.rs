@@ -250,7 +250,7 @@ impl MediaClock {
     }
 
     async fn run(shared: Arc<ClockShared>) {
-        let period = |n: u64| TICK * u32::try_from(n).unwrap_or(u32::MAX);
+        let period = |n: u64| Duration::from_millis(n.saturating_mul(TICK.as_millis() as u64));
         let since = |t: tokio::time::Instant| {
             (t.saturating_duration_since(shared.origin).as_nanos() / TICK.as_nanos()) as u64
         };
