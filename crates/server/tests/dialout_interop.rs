@@ -319,14 +319,9 @@ fn ring_timeout_delete_and_a_closed_session_cancel_a_ringing_call() {
 fn a_number_is_dialled_through_the_trunk_which_challenges() {
     let dir = scratch_dir("dialout-trunk");
     let (sipp, port) = callee(&dir, "uas_auth.xml");
-    let config = dir.join("phonebridge.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_config(&dir, format!(
             "[trunks.carrier]\naddress = \"127.0.0.1:{port}\"\nusername = \"trunkuser\"\npassword = \"trunkpass\"\nfrom = \"sip:+15550199@carrier.example\"\n"
-        ),
-    )
-    .unwrap();
+        ));
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     create_session(&server, "s3");
     let (st, placed) = place(&server, "s3", r#"{"to":"+1 555 0100","trunk":"carrier"}"#);
@@ -590,12 +585,10 @@ fn a_trunk_named_without_a_port_is_found_by_srv() {
     // resolver takes as it is.)
     let (sipp, port) = callee(&dir, "uas_busy.xml");
     let dns = dns_server("_sip._udp.carrier.test", "127.0.0.1", port);
-    let config = dir.join("phonebridge.toml");
-    std::fs::write(
-        &config,
+    let config = write_config(
+        &dir,
         format!("dns-server = \"{dns}\"\n[trunks.carrier]\naddress = \"carrier.test\"\n"),
-    )
-    .unwrap();
+    );
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     create_session(&server, "srv");
     let (st, placed) = place(&server, "srv", r#"{"to":"+15550100"}"#);

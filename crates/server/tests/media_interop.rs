@@ -149,12 +149,10 @@ fn a_call_without_media_is_hung_up_after_the_media_timeout() {
 #[test]
 fn a_trunk_that_requires_srtp_gets_no_plain_call() {
     let dir = scratch_dir("trunk-srtp");
-    let conf = dir.join("phonebridge.toml");
-    std::fs::write(
-        &conf,
+    let conf = write_config(
+        &dir,
         "[trunks.pbx]\naddress = \"127.0.0.1:5999\"\nsrtp = \"require\"\n",
-    )
-    .unwrap();
+    );
     let server = Server::start(&["--config", conf.to_str().unwrap()]);
     let target = format!("sip:echo@{}", server.sip);
     let (log, _, _) = baresip_codec_call(&dir.join("plain"), &target, "PCMU", "", "", "");

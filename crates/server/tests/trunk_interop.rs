@@ -17,14 +17,9 @@ fn register_with_trunk(name: &str, sipp_transport: &str, trunk_transport: &str) 
         &["-sf", &scenario_path("registrar.xml")],
         sipp_transport,
     );
-    let config = dir.join("phonebridge.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let config = write_config(&dir, format!(
             "[trunks.carrier]\naddress = \"127.0.0.1:{port}\"\ntransport = \"{trunk_transport}\"\nusername = \"acct\"\npassword = \"trunkpass\"\nregister = true\n"
-        ),
-    )
-    .unwrap();
+        ));
     let mut server = Server::start(&["--config", config.to_str().unwrap()]);
     // The registrar grants 2 s: the refresh comes after 1.8 s. Wait for it to be accepted.
     wait_for(
@@ -63,12 +58,10 @@ fn registers_with_a_tcp_trunk() {
 #[test]
 fn a_bad_trunk_table_stops_start_up_naming_the_key() {
     let dir = scratch_dir("trunk-bad");
-    let config = dir.join("phonebridge.toml");
-    std::fs::write(
-        &config,
+    let config = write_config(
+        &dir,
         "[trunks.carrier]\naddress = \"127.0.0.1:5999\"\nregister = true\n",
-    )
-    .unwrap();
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_phonebridge"))
         .args(["--config", config.to_str().unwrap()])
         .output()
@@ -81,9 +74,8 @@ fn a_bad_trunk_table_stops_start_up_naming_the_key() {
 #[test]
 fn a_trunk_with_inbound_auth_must_answer_the_challenge() {
     let dir = scratch_dir("trunk-inbound-auth");
-    let config = dir.join("phonebridge.toml");
     // The trunk is "127.0.0.1": calls from loopback must carry its credentials.
-    std::fs::write(&config, "[trunks.pbx]\naddress = \"127.0.0.1:5999\"\nusername = \"pbx\"\npassword = \"right\"\ninbound-auth = true\n").unwrap();
+    let config = write_config(&dir, "[trunks.pbx]\naddress = \"127.0.0.1:5999\"\nusername = \"pbx\"\npassword = \"right\"\ninbound-auth = true\n");
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     let call = |password: &str| {
         place_call(
@@ -162,12 +154,10 @@ fn invite_from(local_ip: &str, server: SocketAddr, user: &str) -> u16 {
 fn dial_in_calls_come_only_from_the_listed_sources() {
     // A trunk whose INVITEs come from 127.0.0.2 (its signalling range), not its address.
     let dir = scratch_dir("trunk-sources");
-    let config = dir.join("phonebridge.toml");
-    std::fs::write(
-        &config,
+    let config = write_config(
+        &dir,
         "[trunks.carrier]\naddress = \"127.0.0.3:5999\"\nsources = [\"127.0.0.2/32\"]\n",
-    )
-    .unwrap();
+    );
     let server = Server::start(&["--config", config.to_str().unwrap()]);
     assert_eq!(invite_from("127.0.0.2", server.sip, "dialin"), 200);
     // From anywhere else the number does not exist, exactly as an unknown one.

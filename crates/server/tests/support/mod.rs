@@ -160,6 +160,13 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     d
 }
 
+/// Writes `text` as `phonebridge.toml` in `dir`; its path, for `--config`.
+pub fn write_config(dir: &Path, text: impl AsRef<str>) -> PathBuf {
+    let path = dir.join("phonebridge.toml");
+    std::fs::write(&path, text.as_ref()).unwrap();
+    path
+}
+
 /// One call of the SIPp `scenario` (in `tests/sipp/`) against `server`, media on a port of
 /// its own.
 pub fn one_scenario_call(server: &Server, dir: &std::path::Path, scenario: &str) -> SippStats {
