@@ -4,27 +4,62 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// A header field name. Known names are stored in canonical form; comparison ignores case.
+/// A header field name. Known names are stored in canonical form with their place in the
+/// list below (so comparing two known names compares one byte); comparison ignores case.
 #[derive(Debug, Clone, Eq)]
-pub struct HeaderName(Cow<'static, str>);
+pub struct HeaderName {
+    /// 1 + the name's place among the known names; 0 for any other name.
+    known: u8,
+    name: Cow<'static, str>,
+}
 
 macro_rules! known {
     ($($konst:ident = $name:literal $(, $compact:literal)?;)*) => {
+        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[repr(u8)]
+        enum Known {
+            $($konst,)*
+        }
+
         impl HeaderName {
-            $(pub const $konst: HeaderName = HeaderName(Cow::Borrowed($name));)*
+            $(pub const $konst: HeaderName = HeaderName {
+                known: Known::$konst as u8 + 1,
+                name: Cow::Borrowed($name),
+            };)*
 
             /// Maps a received name (long or compact, any case) to its canonical form.
             pub fn from_wire(s: &str) -> HeaderName {
+                // The fields nearly every message has come first.
+                for common in &COMMON {
+                    if s.eq_ignore_ascii_case(common.as_str()) {
+                        return common.clone();
+                    }
+                }
                 $(
                     if s.eq_ignore_ascii_case($name) $(|| s.eq_ignore_ascii_case($compact))? {
                         return HeaderName::$konst;
                     }
                 )*
-                HeaderName(Cow::Owned(s.to_owned()))
+                HeaderName {
+                    known: 0,
+                    name: Cow::Owned(s.to_owned()),
+                }
             }
         }
     };
 }
+
+const COMMON: [HeaderName; 9] = [
+    HeaderName::VIA,
+    HeaderName::FROM,
+    HeaderName::TO,
+    HeaderName::CALL_ID,
+    HeaderName::CSEQ,
+    HeaderName::CONTACT,
+    HeaderName::MAX_FORWARDS,
+    HeaderName::CONTENT_TYPE,
+    HeaderName::CONTENT_LENGTH,
+];
 
 known! {
     ACCEPT = "Accept";
@@ -91,19 +126,23 @@ known! {
 
 impl HeaderName {
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.name
     }
 }
 
 impl PartialEq for HeaderName {
     fn eq(&self, other: &Self) -> bool {
-        self.0.eq_ignore_ascii_case(&other.0)
+        // A known name is never stored as an unknown one (`from_wire` maps every spelling).
+        if self.known != 0 || other.known != 0 {
+            return self.known == other.known;
+        }
+        self.name.eq_ignore_ascii_case(&other.name)
     }
 }
 
 impl fmt::Display for HeaderName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.name)
     }
 }
 
@@ -122,5 +161,11 @@ mod tests {
         let x = HeaderName::from_wire("NewFangledHeader");
         assert_eq!(x.as_str(), "NewFangledHeader");
         assert_eq!(x, HeaderName::from_wire("newfangledheader"));
+        assert_ne!(x, HeaderName::VIA);
+        assert_ne!(HeaderName::TO, HeaderName::FROM);
+        assert_eq!(
+            HeaderName::from_wire("CONTENT-length"),
+            HeaderName::CONTENT_LENGTH
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::error::SyntaxError;
 use crate::message::Method;
-use crate::text::{is_token, is_word_char, quote, unquote, Scanner};
+use crate::text::{all_in, class, is_token, quote, unquote, Scanner};
 use crate::uri::{Host, Params, Uri};
 
 /// Parses `*( SEMI generic-param )`; an empty parameter (`;;`) is an error.
@@ -88,7 +88,7 @@ impl Via {
             sc.take_while(|c| c != ']');
             sc.eat(']');
         } else {
-            sc.take_while(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+            sc.take_class(class::HOST);
         }
         let host_end = sc.pos();
         let port = if sc.eat_sep(':') {
@@ -306,7 +306,7 @@ pub fn check_call_id(s: &str) -> Result<(), SyntaxError> {
         Some((a, b)) => (a, Some(b)),
         None => (s, None),
     };
-    let word = |w: &str| !w.is_empty() && w.chars().all(is_word_char);
+    let word = |w: &str| !w.is_empty() && all_in(w, class::WORD);
     if word(a) && b.is_none_or(word) {
         Ok(())
     } else {

@@ -84,6 +84,10 @@ impl Headers {
         Headers(Vec::new())
     }
 
+    pub fn with_capacity(fields: usize) -> Self {
+        Headers(Vec::with_capacity(fields))
+    }
+
     /// The first field named `name`.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
         self.0

@@ -100,7 +100,9 @@ fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
 fn split_head<'a>(head: &'a str, limits: &Limits) -> Result<(&'a str, Headers), ParseError> {
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let start = lines.next().unwrap_or_default();
-    let mut headers = Headers::new();
+    // One field per line at most: sized once rather than grown.
+    let lines_left = head.bytes().filter(|&b| b == b'\n').count();
+    let mut headers = Headers::with_capacity(lines_left.min(limits.max_headers));
     let mut current: Option<(HeaderName, String)> = None;
     let mut count = 0;
     let fail = |reason: &str, headers: &Headers| attach(ParseError::new(reason), start, headers);

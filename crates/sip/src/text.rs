@@ -1,25 +1,81 @@
 //! Character classes of the RFC 3261 grammar (§25.1) and a small scanner over header text.
 
-/// `token` characters: alphanum and `-.!%*_+`'~`.
-pub(crate) fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c)
+/// Character classes of the grammar, one bit each, for ASCII characters (no class holds
+/// anything outside ASCII).
+pub(crate) mod class {
+    /// `token`: alphanum and `-.!%*_+`'~`.
+    pub(crate) const TOKEN: u16 = 1;
+    /// `word` (Call-ID): token plus `()<>:\"/[]?{}`.
+    pub(crate) const WORD: u16 = 1 << 1;
+    /// `unreserved`: alphanum and `-_.!~*'()`.
+    pub(crate) const UNRESERVED: u16 = 1 << 2;
+    /// A URI's user part: unreserved plus `&=+$,;?/`.
+    pub(crate) const USER: u16 = 1 << 3;
+    /// A URI's password: unreserved plus `&=+$,`.
+    pub(crate) const PASSWORD: u16 = 1 << 4;
+    /// A URI parameter's name or value: unreserved plus `[]/:&+$`.
+    pub(crate) const URI_PARAM: u16 = 1 << 5;
+    /// A URI header's name or value: unreserved plus `[]/?:+$`.
+    pub(crate) const URI_HEADER: u16 = 1 << 6;
+    /// A host name: alphanum and `-._`.
+    pub(crate) const HOST: u16 = 1 << 7;
+    /// A URI scheme after its first letter: alphanum and `+-.`.
+    pub(crate) const SCHEME: u16 = 1 << 8;
+}
+
+const fn classes() -> [u16; 128] {
+    const fn mark(t: &mut [u16; 128], chars: &[u8], bit: u16) {
+        let mut i = 0;
+        while i < chars.len() {
+            t[chars[i] as usize] |= bit;
+            i += 1;
+        }
+    }
+    use class::*;
+    let mut t = [0u16; 128];
+    let mut c = 0;
+    while c < 128 {
+        if (c as u8).is_ascii_alphanumeric() {
+            t[c] = TOKEN | WORD | UNRESERVED | USER | PASSWORD | URI_PARAM | URI_HEADER;
+            t[c] |= HOST | SCHEME;
+        }
+        c += 1;
+    }
+    mark(&mut t, b"-.!%*_+`'~", TOKEN | WORD);
+    mark(&mut t, b"()<>:\\\"/[]?{}", WORD);
+    mark(
+        &mut t,
+        b"-_.!~*'()",
+        UNRESERVED | USER | PASSWORD | URI_PARAM | URI_HEADER,
+    );
+    mark(&mut t, b"&=+$,;?/", USER);
+    mark(&mut t, b"&=+$,", PASSWORD);
+    mark(&mut t, b"[]/:&+$", URI_PARAM);
+    mark(&mut t, b"[]/?:+$", URI_HEADER);
+    mark(&mut t, b"-._", HOST);
+    mark(&mut t, b"+-.", SCHEME);
+    t
+}
+
+static CLASSES: [u16; 128] = classes();
+
+/// True when byte `b` belongs to one of the classes in `mask`.
+#[inline]
+pub(crate) fn byte_in(b: u8, mask: u16) -> bool {
+    b < 128 && CLASSES[b as usize] & mask != 0
+}
+
+/// True when every byte of `s` belongs to `mask`.
+pub(crate) fn all_in(s: &str, mask: u16) -> bool {
+    s.bytes().all(|b| byte_in(b, mask))
 }
 
 pub(crate) fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.chars().all(is_token_char)
+    !s.is_empty() && all_in(s, class::TOKEN)
 }
 
-/// `word` characters (Call-ID): token plus `()<>:\"/[]?{}`.
-pub(crate) fn is_word_char(c: char) -> bool {
-    is_token_char(c) || "()<>:\\\"/[]?{}".contains(c)
-}
-
-pub(crate) fn is_unreserved(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "-_.!~*'()".contains(c)
-}
-
-/// True when `s` contains only `allowed` characters or well-formed `%HH` escapes.
-pub(crate) fn all_escaped_or(s: &str, allowed: impl Fn(char) -> bool) -> bool {
+/// True when `s` contains only characters of `mask` or well-formed `%HH` escapes.
+pub(crate) fn all_escaped_or(s: &str, mask: u16) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -33,11 +89,10 @@ pub(crate) fn all_escaped_or(s: &str, allowed: impl Fn(char) -> bool) -> bool {
             i += 3;
             continue;
         }
-        let c = s[i..].chars().next().unwrap_or('\0');
-        if !allowed(c) {
+        if !byte_in(b[i], mask) {
             return false;
         }
-        i += c.len_utf8();
+        i += 1;
     }
     true
 }
@@ -134,18 +189,24 @@ impl<'a> Scanner<'a> {
     }
 
     pub(crate) fn take_while(&mut self, f: impl Fn(char) -> bool) -> &'a str {
+        let rest = self.rest();
+        let end = rest.find(|c| !f(c)).unwrap_or(rest.len());
+        self.pos += end;
+        &rest[..end]
+    }
+
+    /// The longest run of bytes of `mask` at the cursor (possibly empty).
+    pub(crate) fn take_class(&mut self, mask: u16) -> &'a str {
         let start = self.pos;
-        while let Some(c) = self.peek() {
-            if !f(c) {
-                break;
-            }
-            self.pos += c.len_utf8();
+        let b = self.s.as_bytes();
+        while self.pos < b.len() && byte_in(b[self.pos], mask) {
+            self.pos += 1;
         }
         &self.s[start..self.pos]
     }
 
     pub(crate) fn token(&mut self) -> Option<&'a str> {
-        let t = self.take_while(is_token_char);
+        let t = self.take_class(class::TOKEN);
         (!t.is_empty()).then_some(t)
     }
 
@@ -233,9 +294,33 @@ mod tests {
     #[test]
     fn escapes() {
         assert_eq!(unescape("a%41b%zz%4"), b"aAb%zz%4");
-        assert!(all_escaped_or("ab%20c", |c| c.is_ascii_alphabetic()));
-        assert!(!all_escaped_or("ab%2", |c| c.is_ascii_alphabetic()));
-        assert!(!all_escaped_or("a%", |c| c.is_ascii_alphabetic()));
+        assert!(all_escaped_or("ab%20c", class::HOST));
+        assert!(!all_escaped_or("ab%2", class::HOST));
+        assert!(!all_escaped_or("a%", class::HOST));
+        assert!(!all_escaped_or("a b", class::HOST));
+    }
+
+    #[test]
+    fn classes_follow_the_grammar() {
+        let alnum_or = |extra: &str, b: u8| b.is_ascii_alphanumeric() || extra.contains(b as char);
+        let cases: [(u16, &str); 9] = [
+            (class::TOKEN, "-.!%*_+`'~"),
+            (class::WORD, "-.!%*_+`'~()<>:\\\"/[]?{}"),
+            (class::UNRESERVED, "-_.!~*'()"),
+            (class::USER, "-_.!~*'()&=+$,;?/"),
+            (class::PASSWORD, "-_.!~*'()&=+$,"),
+            (class::URI_PARAM, "-_.!~*'()[]/:&+$"),
+            (class::URI_HEADER, "-_.!~*'()[]/?:+$"),
+            (class::HOST, "-._"),
+            (class::SCHEME, "+-."),
+        ];
+        for (mask, extra) in cases {
+            for b in 0..=255u8 {
+                let want = b < 128 && alnum_or(extra, b);
+                assert_eq!(byte_in(b, mask), want, "{:?} in {mask:#x}", b as char);
+            }
+        }
+        assert!(!is_token("é"));
     }
 
     #[test]

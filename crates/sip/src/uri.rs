@@ -4,7 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::SyntaxError;
-use crate::text::{all_escaped_or, is_unreserved, unescape};
+use crate::text::{all_escaped_or, all_in, class, unescape};
 
 /// An ordered list of `;name[=value]` parameters. Values are kept as received
 /// (quoted strings keep their quotes) so printing reproduces the input.
@@ -191,13 +191,11 @@ impl SipUri {
                     Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                     None => (ui, None),
                 };
-                if u.is_empty()
-                    || !all_escaped_or(u, |c| is_unreserved(c) || "&=+$,;?/".contains(c))
-                {
+                if u.is_empty() || !all_escaped_or(u, class::USER) {
                     return Err(SyntaxError::new("bad user part in URI"));
                 }
                 if let Some(p) = p {
-                    if !all_escaped_or(p, |c| is_unreserved(c) || "&=+$,".contains(c)) {
+                    if !all_escaped_or(p, class::PASSWORD) {
                         return Err(SyntaxError::new("bad password in URI"));
                     }
                 }
@@ -218,12 +216,11 @@ impl SipUri {
                 Some(e) => (&seg[..e], Some(&seg[e + 1..])),
                 None => (seg, None),
             };
-            let paramchar = |c: char| is_unreserved(c) || "[]/:&+$".contains(c);
-            if n.is_empty() || !all_escaped_or(n, paramchar) {
+            if n.is_empty() || !all_escaped_or(n, class::URI_PARAM) {
                 return Err(SyntaxError::new("bad URI parameter"));
             }
             if let Some(v) = v {
-                if v.is_empty() || !all_escaped_or(v, paramchar) {
+                if v.is_empty() || !all_escaped_or(v, class::URI_PARAM) {
                     return Err(SyntaxError::new("bad URI parameter value"));
                 }
             }
@@ -235,8 +232,10 @@ impl SipUri {
                 let (n, v) = h
                     .split_once('=')
                     .ok_or(SyntaxError::new("bad URI header"))?;
-                let hchar = |c: char| is_unreserved(c) || "[]/?:+$".contains(c);
-                if n.is_empty() || !all_escaped_or(n, hchar) || !all_escaped_or(v, hchar) {
+                if n.is_empty()
+                    || !all_escaped_or(n, class::URI_HEADER)
+                    || !all_escaped_or(v, class::URI_HEADER)
+                {
                     return Err(SyntaxError::new("bad URI header"));
                 }
                 headers.push((n.to_owned(), v.to_owned()));
@@ -323,28 +322,25 @@ impl Uri {
     pub fn parse(s: &str) -> Result<Uri, SyntaxError> {
         let colon = s.find(':').ok_or(SyntaxError::new("URI without scheme"))?;
         let (scheme, rest) = (&s[..colon], &s[colon + 1..]);
-        let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        let scheme_ok =
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic()) && all_in(scheme, class::SCHEME);
         if !scheme_ok {
             return Err(SyntaxError::new("bad URI scheme"));
         }
-        let lower = scheme.to_ascii_lowercase();
-        match lower.as_str() {
-            "sip" => SipUri::parse_rest(false, rest).map(Uri::Sip),
-            "sips" => SipUri::parse_rest(true, rest).map(Uri::Sip),
-            _ => {
-                let bad = |c: char| c.is_whitespace() || c.is_control() || "<>\"".contains(c);
-                if rest.is_empty() || rest.chars().any(bad) {
-                    return Err(SyntaxError::new("bad URI"));
-                }
-                Ok(Uri::Other {
-                    scheme: lower,
-                    rest: rest.to_owned(),
-                })
-            }
+        if scheme.eq_ignore_ascii_case("sip") {
+            return SipUri::parse_rest(false, rest).map(Uri::Sip);
         }
+        if scheme.eq_ignore_ascii_case("sips") {
+            return SipUri::parse_rest(true, rest).map(Uri::Sip);
+        }
+        let bad = |c: char| c.is_whitespace() || c.is_control() || "<>\"".contains(c);
+        if rest.is_empty() || rest.chars().any(bad) {
+            return Err(SyntaxError::new("bad URI"));
+        }
+        Ok(Uri::Other {
+            scheme: scheme.to_ascii_lowercase(),
+            rest: rest.to_owned(),
+        })
     }
 
     pub fn as_sip(&self) -> Option<&SipUri> {

@@ -22,6 +22,8 @@ pub struct Envelope {
     pub call_id: String,
     pub cseq: CSeq,
     pub max_forwards: Option<u8>,
+    /// The first Contact field line, parsed (every line is checked).
+    pub contact: Option<Contact>,
 }
 
 impl Envelope {
@@ -79,8 +81,10 @@ fn envelope(headers: &crate::message::Headers) -> Result<Envelope, Rejection> {
         ),
         _ => return Err(bad("Multiple Max-Forwards headers")),
     };
+    let mut contact = None;
     for c in headers.get_all(&HeaderName::CONTACT) {
-        Contact::parse(c).map_err(|e| bad(format!("Bad Contact header: {e}")))?;
+        let parsed = Contact::parse(c).map_err(|e| bad(format!("Bad Contact header: {e}")))?;
+        contact.get_or_insert(parsed);
     }
     if let Some(ct) = headers.get(&HeaderName::CONTENT_TYPE) {
         parse_media_type(ct).map_err(|_| bad("Bad Content-Type header"))?;
@@ -98,6 +102,7 @@ fn envelope(headers: &crate::message::Headers) -> Result<Envelope, Rejection> {
         call_id: call_id.to_owned(),
         cseq,
         max_forwards,
+        contact,
     })
 }
 

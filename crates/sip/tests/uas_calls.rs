@@ -225,6 +225,11 @@ fn bye_from_peer_ends_call() {
     h.recv(&in_dialog("BYE", "c1", &tag, "z9hG4bKbye1", 2, "BYE", ""));
     assert!(h.sent_starting("SIP/2.0 481").is_empty());
     assert_eq!(h.ep.active_calls(), 0);
+    // Once the transactions have waited out their timers nothing is left to wake for: the
+    // ended call's session-refresh deadline went with it.
+    h.run_until(40.0);
+    assert_eq!(h.ep.active_transactions(), 0);
+    assert_eq!(h.ep.poll_timeout(), None);
 }
 
 #[test]

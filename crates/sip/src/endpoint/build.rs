@@ -24,15 +24,8 @@ pub(crate) fn response_from_headers(
     r.headers.copy_from(req, &HeaderName::VIA);
     r.headers.copy_from(req, &HeaderName::FROM);
     if let Some(to) = req.get(&HeaderName::TO) {
-        // Parse only when a tag may be there: most requests that need a tag added have none.
-        let maybe_tag = to
-            .as_bytes()
-            .windows(3)
-            .any(|w| w.eq_ignore_ascii_case(b"tag"));
-        let has_tag =
-            maybe_tag && crate::headers::NameAddr::parse(to).is_ok_and(|t| t.tag().is_some());
         match to_tag {
-            Some(tag) if !has_tag && status != 100 => {
+            Some(tag) if status != 100 && !has_tag(to) => {
                 r.headers.push(HeaderName::TO, format!("{to};tag={tag}"))
             }
             _ => r.headers.push(HeaderName::TO, to),
@@ -41,6 +34,16 @@ pub(crate) fn response_from_headers(
     r.headers.copy_from(req, &HeaderName::CALL_ID);
     r.headers.copy_from(req, &HeaderName::CSEQ);
     r
+}
+
+/// True when a To value carries a tag. Parsed only when the letters `tag` appear at all:
+/// most requests that need a tag added have none.
+fn has_tag(to: &str) -> bool {
+    let maybe = to
+        .as_bytes()
+        .windows(3)
+        .any(|w| w.eq_ignore_ascii_case(b"tag"));
+    maybe && crate::headers::NameAddr::parse(to).is_ok_and(|t| t.tag().is_some())
 }
 
 pub(crate) fn response(req: &Request, status: u16, to_tag: Option<&str>) -> Response {

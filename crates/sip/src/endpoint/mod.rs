@@ -13,8 +13,7 @@ mod session;
 mod uac;
 mod uas;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -208,6 +207,40 @@ enum TimerRef {
     Reg(RegHandle),
 }
 
+/// The next deadline of every transaction, call and registration that has one, in time
+/// order. Each holds at most one entry, moved when its deadline changes and removed when it
+/// ends, so the set stays as large as what is alive (a call's session-refresh deadline half
+/// an hour away leaves with the call).
+#[derive(Debug, Default)]
+struct Deadlines(BTreeSet<(Instant, TimerRef)>);
+
+impl Deadlines {
+    /// Moves `r` from deadline `old` (what it was last given) to `new`.
+    fn set(&mut self, r: TimerRef, old: Option<Instant>, new: Option<Instant>) {
+        if old == new {
+            return;
+        }
+        if let Some(t) = old {
+            self.0.remove(&(t, r));
+        }
+        if let Some(t) = new {
+            self.0.insert((t, r));
+        }
+    }
+
+    fn next(&self) -> Option<Instant> {
+        self.0.first().map(|(t, _)| *t)
+    }
+
+    /// The earliest entry if it is due at `now`, taken out.
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, TimerRef)> {
+        if self.next()? > now {
+            return None;
+        }
+        self.0.pop_first()
+    }
+}
+
 /// Who a client transaction's responses go to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Owner {
@@ -256,7 +289,7 @@ pub struct Endpoint {
     /// Call-ID → (local tag, call): looked up by `&str`, without allocating.
     dialogs: HashMap<String, Vec<(String, CallHandle)>>,
     regs: HashMap<RegHandle, register::RegState>,
-    timers: BinaryHeap<Reverse<(Instant, TimerRef)>>,
+    timers: Deadlines,
     transmits: VecDeque<(Peer, Vec<u8>)>,
     events: VecDeque<Event>,
     guard: guard::Guard,
@@ -284,7 +317,7 @@ impl Endpoint {
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             regs: HashMap::new(),
-            timers: BinaryHeap::new(),
+            timers: Deadlines::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             guard: guard::Guard::default(),
@@ -513,12 +546,8 @@ impl Endpoint {
             events.push(ev);
         }
         let next = e.tx.poll_timeout();
-        if next != e.scheduled {
-            e.scheduled = next;
-            if let Some(t) = next {
-                self.timers.push(Reverse((t, TimerRef::Tx(id))));
-            }
-        }
+        self.timers.set(TimerRef::Tx(id), e.scheduled, next);
+        e.scheduled = next;
         let owner = e.owner;
         let method = e.tx.method().clone();
         let server = matches!(
@@ -530,6 +559,7 @@ impl Endpoint {
                 TxEvent::Terminated => {
                     if let Some(e) = self.txs.remove(&id) {
                         self.tx_index.remove(&e.key);
+                        self.timers.set(TimerRef::Tx(id), e.scheduled, None);
                     }
                 }
                 TxEvent::Response(resp) if !server => match owner {
@@ -572,11 +602,7 @@ impl Endpoint {
 
     /// Fires every due timer.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(Reverse((t, r))) = self.timers.peek().copied() {
-            if t > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((t, r)) = self.timers.pop_due(now) {
             match r {
                 TimerRef::Tx(id) => {
                     let Some(e) = self.txs.get_mut(&id) else {
@@ -590,9 +616,9 @@ impl Endpoint {
                     if let Some(next) = e.tx.poll_timeout() {
                         if next <= now {
                             // Never loop on a deadline that does not move.
-                            e.scheduled = Some(now + Duration::from_millis(1));
-                            self.timers
-                                .push(Reverse((now + Duration::from_millis(1), TimerRef::Tx(id))));
+                            let later = Some(now + Duration::from_millis(1));
+                            self.timers.set(TimerRef::Tx(id), None, later);
+                            e.scheduled = later;
                         }
                     }
                     self.drive_tx(now, id);
@@ -615,11 +641,7 @@ impl Endpoint {
 
     #[must_use]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
-    }
-
-    fn schedule_call(&mut self, h: CallHandle, at: Instant) {
-        self.timers.push(Reverse((at, TimerRef::Call(h))));
+        self.timers.next()
     }
 
     /// Applies the inbound digest rules to a new INVITE from `ip`; `Some(challenge)` to send.

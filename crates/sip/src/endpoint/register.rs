@@ -90,7 +90,7 @@ impl Endpoint {
         if r.registered {
             self.send_register(now, h);
         } else {
-            self.regs.remove(&h);
+            self.drop_reg(h);
         }
     }
 
@@ -176,7 +176,7 @@ impl Endpoint {
                 r.auth_tries = 0;
                 r.failures = 0;
                 if r.removing {
-                    self.regs.remove(&h);
+                    self.drop_reg(h);
                     return;
                 }
                 let granted = granted_expires(resp, &Self::contact_for(&r.spec.peer))
@@ -248,7 +248,7 @@ impl Endpoint {
             return;
         };
         if r.removing {
-            self.regs.remove(&h);
+            self.drop_reg(h);
             return;
         }
         r.registered = false;
@@ -266,17 +266,20 @@ impl Endpoint {
         });
     }
 
+    /// Forgets registration `h` and its deadline.
+    fn drop_reg(&mut self, h: RegHandle) {
+        if let Some(r) = self.regs.remove(&h) {
+            self.timers.set(super::TimerRef::Reg(h), r.scheduled, None);
+        }
+    }
+
     fn reschedule_reg(&mut self, h: RegHandle) {
         let Some(r) = self.regs.get_mut(&h) else {
             return;
         };
-        if r.next != r.scheduled {
-            r.scheduled = r.next;
-            if let Some(t) = r.next {
-                self.timers
-                    .push(std::cmp::Reverse((t, super::TimerRef::Reg(h))));
-            }
-        }
+        self.timers
+            .set(super::TimerRef::Reg(h), r.scheduled, r.next);
+        r.scheduled = r.next;
     }
 
     pub(super) fn reg_timeout(&mut self, now: Instant, h: RegHandle, fired: Instant) {

@@ -218,12 +218,8 @@ impl Endpoint {
             r.headers.push(HeaderName::RETRY_AFTER, "5");
             return self.respond_tx(now, id, r);
         }
-        let remote_target = match req
-            .headers
-            .get(&HeaderName::CONTACT)
-            .map(crate::headers::NameAddr::parse_list)
-        {
-            Some(Ok(list)) if list.len() == 1 => list[0].uri.clone(),
+        let remote_target = match &env.contact {
+            Some(crate::headers::Contact::Addrs(list)) if list.len() == 1 => list[0].uri.clone(),
             _ => {
                 let r = build::response(&req, 400, Some(&self.random_token()));
                 let mut r = r;
@@ -703,12 +699,8 @@ impl Endpoint {
             return;
         };
         let next = c.next_deadline();
-        if next != c.scheduled {
-            c.scheduled = next;
-            if let Some(t) = next {
-                self.schedule_call(h, t);
-            }
-        }
+        self.timers.set(super::TimerRef::Call(h), c.scheduled, next);
+        c.scheduled = next;
     }
 
     pub(super) fn call_timeout(&mut self, now: Instant, h: CallHandle, fired: Instant) {
@@ -725,6 +717,7 @@ impl Endpoint {
 
     pub(super) fn end_call(&mut self, h: CallHandle, reason: EndReason) {
         if let Some(c) = self.calls.remove(&h) {
+            self.timers.set(super::TimerRef::Call(h), c.scheduled, None);
             self.remove_dialog(&c.call_id, &c.local_tag);
             self.stats.calls_ended += 1;
             self.events.push_back(Event::Ended { call: h, reason });
