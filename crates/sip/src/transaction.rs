@@ -7,6 +7,7 @@
 //! [`Transaction::handle_timeout`] early is harmless: only due timers fire.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::header::HeaderName;
@@ -117,7 +118,8 @@ pub struct Transaction {
     /// The request: kept by client transactions (ACK building) and by server transactions
     /// until their final response (answers built from it); then released, since a server
     /// transaction only resends bytes while it absorbs retransmissions.
-    request: Option<Request>,
+    /// Shared with the call and the application's event (an INVITE is never copied).
+    request: Option<Arc<Request>>,
     /// The bytes a retransmission timer (A, E, G) or a retransmitted request resends.
     last_sent: Option<Vec<u8>>,
     /// Client INVITE: the ACK sent for a non-2xx final response, resent on its retransmissions.
@@ -138,7 +140,8 @@ impl Transaction {
             Kind::ClientNonInvite
         };
         let bytes = request.encode();
-        let mut t = Transaction::bare(kind, request.method.clone(), Some(request), reliable, cfg);
+        let method = request.method.clone();
+        let mut t = Transaction::bare(kind, method, Some(Arc::new(request)), reliable, cfg);
         t.transmits.push_back(bytes.clone());
         t.last_sent = Some(bytes);
         t.interval = cfg.t1;
@@ -164,7 +167,7 @@ impl Transaction {
     /// Starts a server transaction for a received request. An INVITE gets 100 Trying after
     /// 200 ms unless the transaction user responds first (RFC 3261 §17.2.1): a caller that is
     /// answered at once sees no needless provisional.
-    pub fn server(now: Instant, request: Request, reliable: bool, cfg: TimerConfig) -> Self {
+    pub fn server(now: Instant, request: Arc<Request>, reliable: bool, cfg: TimerConfig) -> Self {
         let kind = if request.method == Method::Invite {
             Kind::ServerInvite
         } else {
@@ -195,7 +198,7 @@ impl Transaction {
     fn bare(
         kind: Kind,
         method: Method,
-        request: Option<Request>,
+        request: Option<Arc<Request>>,
         reliable: bool,
         cfg: TimerConfig,
     ) -> Self {
@@ -226,7 +229,7 @@ impl Transaction {
 
     /// The request, while the transaction still needs it (see the field's docs).
     pub fn request(&self) -> Option<&Request> {
-        self.request.as_ref()
+        self.request.as_deref()
     }
 
     pub fn method(&self) -> &Method {
@@ -553,11 +556,21 @@ impl TxKey {
         let mut k = String::with_capacity(96);
         if via.has_rfc3261_branch() {
             // Host names compare case-insensitively; branch and method do not.
-            let _ = write!(k, "3\x00{}\x00", via.branch().unwrap_or_default());
+            k.push_str("3\x00");
+            k.push_str(via.branch().unwrap_or_default());
+            k.push('\x00');
             let sent_by = k.len();
-            let _ = write!(k, "{}:{}", via.host, via.port.unwrap_or(5060));
+            match &via.host {
+                crate::uri::Host::Name(n) => k.push_str(n),
+                ip => {
+                    let _ = write!(k, "{ip}");
+                }
+            }
+            k.push(':');
+            push_decimal(&mut k, via.port.unwrap_or(5060).into());
             k[sent_by..].make_ascii_lowercase();
-            let _ = write!(k, "\x00{method}");
+            k.push('\x00');
+            k.push_str(method);
         } else {
             let mut v = via.clone();
             v.params.remove("received");
@@ -584,6 +597,14 @@ impl TxKey {
     pub fn for_sent(branch: &str, method: &Method) -> TxKey {
         TxKey(format!("c\x00{branch}\x00{}", Self::method_class(method)))
     }
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(k: &mut String, n: u32) {
+    if n >= 10 {
+        push_decimal(k, n / 10);
+    }
+    k.push(char::from(b'0' + (n % 10) as u8));
 }
 
 #[cfg(test)]

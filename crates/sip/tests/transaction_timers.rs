@@ -228,7 +228,12 @@ fn configurable_t1_t2_scale_the_schedule() {
 fn invite_server_non2xx_retransmits_until_ack_then_timer_i() {
     let t0 = Instant::now();
     let r = req(INVITE);
-    let mut tx = Transaction::server(t0, r.clone(), false, TimerConfig::default());
+    let mut tx = Transaction::server(
+        t0,
+        std::sync::Arc::new(r.clone()),
+        false,
+        TimerConfig::default(),
+    );
     tx.send_response(t0, &response(&r, 100));
     tx.send_response(t0, &response(&r, 486));
     assert_eq!(tx.state(), State::Completed);
@@ -250,7 +255,12 @@ fn invite_server_non2xx_retransmits_until_ack_then_timer_i() {
 fn invite_server_without_ack_times_out_at_64t1() {
     let t0 = Instant::now();
     let r = req(INVITE);
-    let mut tx = Transaction::server(t0, r.clone(), false, TimerConfig::default());
+    let mut tx = Transaction::server(
+        t0,
+        std::sync::Arc::new(r.clone()),
+        false,
+        TimerConfig::default(),
+    );
     tx.send_response(t0, &response(&r, 404));
     let (sent, events) = run(t0, &mut tx, Duration::from_secs(100));
     assert_eq!(gaps(&sent)[..5], [0.5, 1.0, 2.0, 4.0, 4.0]);
@@ -261,7 +271,12 @@ fn invite_server_without_ack_times_out_at_64t1() {
 fn invite_server_absorbs_retransmitted_invite_with_last_response() {
     let t0 = Instant::now();
     let r = req(INVITE);
-    let mut tx = Transaction::server(t0, r.clone(), false, TimerConfig::default());
+    let mut tx = Transaction::server(
+        t0,
+        std::sync::Arc::new(r.clone()),
+        false,
+        TimerConfig::default(),
+    );
     tx.send_response(t0, &response(&r, 180));
     let first = tx.poll_transmit().unwrap();
     tx.handle_retransmitted_request(t0, &phonebridge_sip::Method::Invite);
@@ -280,7 +295,12 @@ fn invite_server_absorbs_retransmitted_invite_with_last_response() {
 fn non_invite_server_answers_retransmissions_then_timer_j() {
     let t0 = Instant::now();
     let r = req(OPTIONS);
-    let mut tx = Transaction::server(t0, r.clone(), false, TimerConfig::default());
+    let mut tx = Transaction::server(
+        t0,
+        std::sync::Arc::new(r.clone()),
+        false,
+        TimerConfig::default(),
+    );
     // Before any response a retransmission is absorbed silently.
     tx.handle_retransmitted_request(t0, &phonebridge_sip::Method::Options);
     assert!(tx.poll_transmit().is_none());

@@ -15,6 +15,7 @@ mod uas;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -103,7 +104,8 @@ pub enum Event {
     /// A new INVITE. Answer it with [`Endpoint::respond`]; a 100 Trying is already sent.
     IncomingCall {
         call: CallHandle,
-        request: Box<Request>,
+        /// Shared with the endpoint, which keeps the INVITE for the call's life.
+        request: Arc<Request>,
         peer: Peer,
     },
     /// The ACK for our 2xx to the initial INVITE arrived; `body` holds the SDP answer when our
@@ -486,12 +488,26 @@ impl Endpoint {
         from: &Peer,
         call: Option<CallHandle>,
     ) -> u64 {
+        let invite = (req.method == Method::Invite).then(|| Arc::new(req.clone()));
+        self.open_server_tx(now, key, &req.method, invite, (env, from), call)
+    }
+
+    /// Creates a server transaction for a request of `method`; an INVITE's transaction keeps
+    /// the (shared) request to build its 100 Trying.
+    fn open_server_tx(
+        &mut self,
+        now: Instant,
+        key: TxKey,
+        method: &Method,
+        invite: Option<Arc<Request>>,
+        (env, from): (&Envelope, &Peer),
+        call: Option<CallHandle>,
+    ) -> u64 {
         let target = build::response_target(from, Some(env.top_via()));
         let reliable = from.transport.is_reliable();
-        let tx = if req.method == Method::Invite {
-            Transaction::server(now, req.clone(), reliable, self.cfg.timers)
-        } else {
-            Transaction::server_non_invite(req.method.clone(), reliable, self.cfg.timers)
+        let tx = match invite {
+            Some(req) => Transaction::server(now, req, reliable, self.cfg.timers),
+            None => Transaction::server_non_invite(method.clone(), reliable, self.cfg.timers),
         };
         let id = self.insert_tx(key, tx, target, call);
         // Schedules the transaction's first timer (100 Trying for an INVITE).

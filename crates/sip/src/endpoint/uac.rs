@@ -123,7 +123,7 @@ impl Endpoint {
             dial.to,
             dial.uri,
             dial.peer,
-            req.clone(),
+            std::sync::Arc::new(req.clone()),
         );
         call.local_cseq = 1;
         call.remote_allows_update = false;

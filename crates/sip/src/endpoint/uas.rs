@@ -1,6 +1,7 @@
 //! Calls we answer: the INVITE server side of RFC 3261 §13.3 with its dialog (§12.1.1),
 //! CANCEL (§9.2), BYE (§15), re-INVITE and UPDATE (§14, RFC 3311), INFO, OPTIONS.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::Rng;
@@ -70,7 +71,7 @@ pub(crate) struct Call {
     pub(super) peer: Peer,
     /// Where responses to the INVITE go.
     pub(super) response_target: Peer,
-    pub(super) invite: Request,
+    pub(super) invite: Arc<Request>,
     pub(super) invite_tx: Option<u64>,
     pub(super) pending_2xx: Option<Pending2xx>,
     pub(super) pending_offer: Option<PendingOffer>,
@@ -128,7 +129,7 @@ impl Call {
         remote_party: String,
         remote_target: Uri,
         peer: Peer,
-        invite: Request,
+        invite: Arc<Request>,
     ) -> Call {
         Call {
             phase: Phase::Incoming,
@@ -205,7 +206,16 @@ impl Endpoint {
     }
 
     fn on_invite(&mut self, now: Instant, from: Peer, req: Request, env: Envelope, key: TxKey) {
-        let id = self.new_server_tx(now, key, &req, &env, &from, None);
+        // One copy of the INVITE, shared by its transaction, the call and the event.
+        let req = Arc::new(req);
+        let id = self.open_server_tx(
+            now,
+            key,
+            &Method::Invite,
+            Some(req.clone()),
+            (&env, &from),
+            None,
+        );
         if let Some(challenge) = self.inbound_challenge(now, from.remote.ip(), &req) {
             self.stats.auth_challenges += 1;
             let mut r = build::response(&req, 401, Some(&self.random_token()));
@@ -274,7 +284,7 @@ impl Endpoint {
         self.add_dialog(env.call_id.clone(), local_tag, handle);
         self.events.push_back(Event::IncomingCall {
             call: handle,
-            request: Box::new(req),
+            request: req,
             peer: from,
         });
     }
