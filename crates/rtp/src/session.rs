@@ -113,8 +113,10 @@ pub struct RtpSession {
     latched: Option<(SocketAddr, Instant)>,
     latched_rtcp: Option<SocketAddr>,
     ignored: Vec<SocketAddr>,
-    srtp_tx: Option<SrtpContext>,
-    srtp_rx: Option<SrtpContext>,
+    /// Boxed: a context is kilobytes (key schedules, replay window) and plain RTP calls,
+    /// the common case, need none.
+    srtp_tx: Option<Box<SrtpContext>>,
+    srtp_rx: Option<Box<SrtpContext>>,
     reception: ReceptionStats,
     last_sent_ts: u32,
     sent_since_report: bool,
@@ -195,8 +197,8 @@ impl RtpSession {
     }
 
     fn apply_srtp(&mut self, srtp: Option<&SrtpSetup>) {
-        self.srtp_tx = srtp.map(|s| SrtpContext::new(s.profile, &s.local));
-        self.srtp_rx = srtp.map(|s| SrtpContext::new(s.profile, &s.remote));
+        self.srtp_tx = srtp.map(|s| Box::new(SrtpContext::new(s.profile, &s.local)));
+        self.srtp_rx = srtp.map(|s| Box::new(SrtpContext::new(s.profile, &s.remote)));
     }
 
     /// A new offer/answer outcome (200 after 183, re-INVITE, hold, resume).

@@ -25,7 +25,8 @@ mod trunks;
 mod ws;
 
 /// The allocator: SIP handling allocates many small, short-lived strings per message, where
-/// mimalloc's per-thread free lists cost a fraction of the system allocator's.
+/// mimalloc's per-thread free lists cost a fraction of the system allocator's. Built without
+/// transparent huge pages (see Cargo.toml).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
