@@ -436,7 +436,10 @@ impl Leg {
         let span = tracing::debug_span!("leg", call = ?self.call);
         let _enter = span.enter();
         let mut bufs = Buffers::default();
-        let mut seen = beats.borrow_and_update().n;
+        // The period of the last beat ticked; none before the first, which is one tick
+        // however long the clock sat idle before this leg.
+        let mut seen: Option<u64> = None;
+        beats.borrow_and_update();
         loop {
             tokio::select! {
                 r = self.pair.rtp.recv_from(&mut bufs.rtp) => match r {
@@ -520,9 +523,9 @@ impl Leg {
 
     /// A beat of the clock: one tick for each 20 ms period since the last beat (a leg that
     /// fell behind catches up at once), then the RTP session's timers and the figures.
-    fn on_beat(&mut self, beat: Beat, seen: &mut u64, bufs: &mut Buffers) {
-        let periods = beat.n.saturating_sub(*seen).max(1);
-        *seen = beat.n;
+    fn on_beat(&mut self, beat: Beat, seen: &mut Option<u64>, bufs: &mut Buffers) {
+        let periods = seen.map_or(1, |s| beat.n.saturating_sub(s).max(1));
+        *seen = Some(beat.n);
         let at = tokio::time::Instant::now();
         for k in (0..periods).rev() {
             // Period `k` before this beat was due that much earlier.
@@ -791,6 +794,36 @@ mod tests {
             "its pair rests"
         );
         wait_for("the clock to stop", || !clock_running(&legs)).await;
+    }
+
+    #[tokio::test]
+    async fn a_leg_started_after_the_clock_sat_idle_ticks_once_per_period() {
+        let mut pool = PortPool::new((40901, 40999));
+        let (legs, stats, _events) = legs_of(&pool);
+        // The clock was made a while before its first leg (as at start-up, or after a quiet
+        // spell): that time is not the leg's to make up.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let phone = tokio::net::UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+        let pair = pool.allocate(now(), LOOPBACK).unwrap();
+        let session = pcmu_session(phone.local_addr().unwrap(), pair.port);
+        let audio = PhoneAudio::new(now(), &session, IDS, "pb", None);
+        // A caller leg sends a frame (silence here) every tick from its first.
+        let leg = legs.spawn(CallHandle(1), LegMode::Caller, pair, audio);
+        let mut buf = [0u8; 1500];
+        let first = tokio::time::timeout(Duration::from_secs(1), phone.recv_from(&mut buf))
+            .await
+            .expect("a first frame")
+            .unwrap();
+        assert_eq!(first.0, 12 + 160);
+        // Whatever else arrives in the next 30 ms: a frame or two, never a catch-up burst.
+        let mut more = 0;
+        let until = tokio::time::Instant::now() + Duration::from_millis(30);
+        while let Ok(Ok(_)) = tokio::time::timeout_at(until, phone.recv_from(&mut buf)).await {
+            more += 1;
+        }
+        assert!(more <= 2, "{more} frames within 30 ms of the first");
+        leg.stop();
+        wait_for("the leg to end", || ended_legs(&stats) == 1).await;
     }
 
     #[tokio::test]
