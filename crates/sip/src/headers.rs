@@ -325,7 +325,12 @@ pub fn parse_media_type(s: &str) -> Result<(String, Params), SyntaxError> {
     let st = sc.token().ok_or(SyntaxError::new("bad media subtype"))?;
     let params = parse_params(&mut sc)?;
     expect_end(&mut sc, "junk after media type")?;
-    Ok((format!("{t}/{st}").to_ascii_lowercase(), params))
+    let mut kind = String::with_capacity(t.len() + 1 + st.len());
+    kind.push_str(t);
+    kind.push('/');
+    kind.push_str(st);
+    kind.make_ascii_lowercase();
+    Ok((kind, params))
 }
 
 /// A Contact value: `*` or a list of addresses.

@@ -223,7 +223,8 @@ impl Response {
         Response {
             status,
             reason: default_reason(status).to_owned(),
-            headers: Headers::new(),
+            // Via, From, To, Call-ID, CSeq and a few of ours: sized once.
+            headers: Headers::with_capacity(12),
             body: Vec::new(),
         }
     }
