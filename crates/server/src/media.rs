@@ -5,9 +5,7 @@
 //! Every leg ticks on one shared 20 ms clock ([`MediaClock`]) rather than on timers of its
 //! own, and reads what the SIP side asks of it at its tick: starting, commanding or ending a
 //! leg never wakes a task or moves the runtime's next timer, so a burst of short calls costs
-//! no thread wake-ups beyond the clock's. The legs are spread over four phases of the
-//! period, 5 ms apart, and the clock wakes only for phases that have legs: 50 times a second
-//! with one call, at most 200 with many.
+//! no thread wake-ups beyond the clock's 50 a second.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -201,33 +199,23 @@ const TICK: Duration = Duration::from_millis(20);
 /// How often a leg refreshes its figures in [`LegStats`].
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 
-/// How many phases the 20 ms period is split into. A leg ticks in one of them, every 20 ms;
-/// legs are spread over the phases so that their work, and the packets they send and pass
-/// each other through the session, are spread over the period instead of coming in one
-/// burst. With one phase, every leg of a run met the session's packets at the same point of
-/// the period: when that point fell just before them, every mix waited most of a period.
-const PHASES: u64 = 4;
-
-/// One beat of a phase of the [`MediaClock`]: the number of 20 ms periods since the clock's
-/// origin, and when that beat was due.
+/// One beat of the [`MediaClock`]: the number of 20 ms periods since the clock's origin,
+/// and when that beat was due.
 #[derive(Debug, Clone, Copy)]
 struct Beat {
     n: u64,
     due: tokio::time::Instant,
 }
 
-/// The 20 ms clock the legs of one app tick on, and where legs wait to start. It beats every
-/// 5 ms, each beat for the legs of one of its [`PHASES`], and wakes only for phases that
-/// have legs. The clock's task starts the legs at a beat (so that starting one from the
-/// SIP side never wakes another thread), puts each in the phase with the fewest legs, and
-/// runs only while there are legs: it starts with the first one and ends a beat after the
-/// last.
+/// The 20 ms clock the legs of one app tick on, and where legs wait to start. The clock's
+/// task starts the legs at its beat (so that starting one from the SIP side never wakes
+/// another thread) and runs only while there are legs: it starts with the first one and ends
+/// a beat after the last.
 #[derive(Clone)]
 pub(crate) struct MediaClock(Arc<ClockShared>);
 
 struct ClockShared {
-    /// One channel per phase; a leg listens to its phase's.
-    phases: Vec<watch::Sender<Beat>>,
+    beats: watch::Sender<Beat>,
     origin: tokio::time::Instant,
     state: Mutex<ClockState>,
 }
@@ -239,31 +227,12 @@ struct ClockState {
     starting: Vec<(Box<Leg>, mpsc::UnboundedReceiver<Command>)>,
 }
 
-impl ClockShared {
-    fn legs(&self) -> usize {
-        self.phases.iter().map(watch::Sender::receiver_count).sum()
-    }
-
-    /// The phase with the fewest legs.
-    fn quietest(&self) -> &watch::Sender<Beat> {
-        let mut best = &self.phases[0];
-        for p in &self.phases[1..] {
-            if p.receiver_count() < best.receiver_count() {
-                best = p;
-            }
-        }
-        best
-    }
-}
-
 impl MediaClock {
     pub(crate) fn new() -> MediaClock {
         let origin = tokio::time::Instant::now();
-        let phases = (0..PHASES)
-            .map(|_| watch::channel(Beat { n: 0, due: origin }).0)
-            .collect();
+        let (beats, _) = watch::channel(Beat { n: 0, due: origin });
         MediaClock(Arc::new(ClockShared {
-            phases,
+            beats,
             origin,
             state: Mutex::default(),
         }))
@@ -281,54 +250,43 @@ impl MediaClock {
     }
 
     async fn run(shared: Arc<ClockShared>) {
-        let step = TICK / PHASES as u32;
-        let at =
-            |m: u64| shared.origin + Duration::from_nanos(m.saturating_mul(step.as_nanos() as u64));
+        let period = |n: u64| Duration::from_millis(n.saturating_mul(TICK.as_millis() as u64));
         let since = |t: tokio::time::Instant| {
-            (t.saturating_duration_since(shared.origin).as_nanos() / step.as_nanos()) as u64
+            (t.saturating_duration_since(shared.origin).as_nanos() / TICK.as_nanos()) as u64
         };
-        // The beat last given out; the first is the next one.
-        let mut last = since(tokio::time::Instant::now());
-        let mut next = last + 1;
+        let first = since(tokio::time::Instant::now()) + 1;
+        let mut interval = tokio::time::interval_at(shared.origin + period(first), TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
-            tokio::time::sleep_until(at(next)).await;
+            interval.tick().await;
             let starting = {
                 let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
-                if shared.legs() == 0 && state.starting.is_empty() {
+                if shared.beats.receiver_count() == 0 && state.starting.is_empty() {
                     state.running = false;
                     return;
                 }
                 std::mem::take(&mut state.starting)
             };
-            // The new legs listen before their phase's beat goes out, so that beat is their
-            // first tick. A leg whose call ended before it started ends here, without a task.
+            // The new legs listen before the beat goes out, so it is their first tick. A leg
+            // whose call ended before it started ends here, without a task.
             for (mut leg, mut commands) in starting {
                 if leg.take_commands(&mut commands) {
-                    tokio::spawn(leg.run(commands, shared.quietest().subscribe()));
+                    tokio::spawn(leg.run(commands, shared.beats.subscribe()));
                 } else {
                     leg.end();
                 }
             }
-            // Every beat since the last one goes out (a late task makes the legs late, it
-            // never skips a phase); counted from the clock's origin, so a period the task
-            // was too late for shows as a jump the legs make up for.
-            let now = since(tokio::time::Instant::now());
-            for m in (last + 1).max(now.saturating_sub(PHASES - 1))..=now {
-                let (n, due) = (m / PHASES, at(m));
-                shared.phases[(m % PHASES) as usize].send_if_modified(|b| {
-                    let newer = n > b.n;
-                    if newer {
-                        *b = Beat { n, due };
-                    }
-                    newer
-                });
-            }
-            last = now.max(last);
-            // Wake for the next phase that has legs (within the period); legs waiting to
-            // start are taken then.
-            next = (last + 1..=last + PHASES)
-                .find(|m| shared.phases[(m % PHASES) as usize].receiver_count() > 0)
-                .unwrap_or(last + 1);
+            // Counted from the clock's origin, so a beat the task was too late for shows as
+            // a jump the legs make up for.
+            let n = since(tokio::time::Instant::now());
+            let due = shared.origin + period(n);
+            shared.beats.send_if_modified(|b| {
+                let newer = n > b.n;
+                if newer {
+                    *b = Beat { n, due };
+                }
+                newer
+            });
         }
     }
 }
@@ -479,7 +437,7 @@ impl Leg {
         let _enter = span.enter();
         let mut bufs = Buffers::default();
         // The period of the last beat ticked; none before the first, which is one tick
-        // however long the clock (or this leg's phase) was idle before.
+        // however long the clock sat idle before this leg.
         let mut seen: Option<u64> = None;
         beats.borrow_and_update();
         loop {
@@ -866,53 +824,6 @@ mod tests {
         assert!(more <= 2, "{more} frames within 30 ms of the first");
         leg.stop();
         wait_for("the leg to end", || ended_legs(&stats) == 1).await;
-    }
-
-    #[tokio::test]
-    async fn legs_are_spread_over_the_phases_of_the_period() {
-        let mut pool = PortPool::new((41001, 41199));
-        let (legs, stats, _events) = legs_of(&pool);
-        let count = 2 * PHASES;
-        let mut started = Vec::new();
-        for call in 0..count {
-            let pair = pool.allocate(now(), LOOPBACK).unwrap();
-            let session = pcmu_session("127.0.0.1:41500".parse().unwrap(), pair.port);
-            let audio = PhoneAudio::new(now(), &session, IDS, "pb", None);
-            started.push(legs.spawn(CallHandle(call), LegMode::Menu, pair, audio));
-        }
-        let shared = legs.clock.0.clone();
-        wait_for("the legs to start", || shared.legs() == count as usize).await;
-        let per_phase: Vec<usize> = shared.phases.iter().map(|p| p.receiver_count()).collect();
-        assert_eq!(
-            per_phase,
-            vec![2; PHASES as usize],
-            "two legs in each phase"
-        );
-        // Each phase beats every 20 ms, the phases a step (5 ms) apart.
-        wait_for("every phase to beat", || {
-            shared.phases.iter().all(|p| p.borrow().n > 0)
-        })
-        .await;
-        let mut offsets: Vec<u128> = shared
-            .phases
-            .iter()
-            .map(|p| {
-                p.borrow()
-                    .due
-                    .saturating_duration_since(shared.origin)
-                    .as_micros()
-                    % TICK.as_micros()
-            })
-            .collect();
-        offsets.sort();
-        let step = TICK.as_micros() / u128::from(PHASES);
-        let want: Vec<u128> = (0..u128::from(PHASES)).map(|k| k * step).collect();
-        assert_eq!(offsets, want, "one phase per step of the period");
-        for leg in started {
-            leg.stop();
-        }
-        wait_for("the legs to end", || ended_legs(&stats) == count).await;
-        wait_for("the clock to stop", || !clock_running(&legs)).await;
     }
 
     #[tokio::test]
