@@ -153,44 +153,54 @@ fn listen(base: &str, secret: &str, session: &str, stream: &str) -> Listener {
 }
 
 /// Sends every publisher's next frame each 20 ms and drives everyone for `seconds`; returns
-/// (burst send times per session, onsets per listener).
+/// (burst send times per session, onsets per listener). The sessions send at phases spread
+/// evenly over the 20 ms period, as publishers in different browsers do (each browser's
+/// clock is its own); the two publishers of a session send together.
 fn run(
     pubs: &mut [Publisher],
     listeners: &mut [(usize, Listener)],
     seconds: f64,
 ) -> (Vec<Vec<Instant>>, Vec<Vec<Instant>>) {
-    let mut bursts = vec![Vec::new(); pubs.len() / 2];
+    let sessions = pubs.len() / 2;
+    let mut bursts = vec![Vec::new(); sessions];
     let mut onsets = vec![Vec::new(); listeners.len()];
-    let end = Instant::now() + Duration::from_secs_f64(seconds);
-    let mut next = Instant::now();
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(seconds);
+    let period = Duration::from_millis(20);
+    let mut next: Vec<Instant> = (0..sessions)
+        .map(|s| start + period * s as u32 / sessions.max(1) as u32)
+        .collect();
     let mut got = Vec::new();
     while Instant::now() < end {
         let now = Instant::now();
-        if now >= next {
-            for (i, p) in pubs.iter_mut().enumerate() {
-                let frame = (p.seq % CYCLE_FRAMES as u64) as usize;
-                if i % 2 == 0 && frame == 0 {
-                    bursts[i / 2].push(now);
-                }
-                let pt = p
-                    .client
-                    .rtc
-                    .media(p.mid)
-                    .and_then(|m| m.remote_pts().first().copied());
-                if let (Some(pt), Some(tx)) =
-                    (pt, p.client.rtc.direct_api().stream_tx_by_mid(p.mid, None))
-                {
-                    tx.write_rtp(RtpWrite::new(
-                        pt,
-                        p.seq.into(),
-                        (p.seq * FRAME as u64) as u32,
-                        now,
-                        p.cycle[frame].clone(),
-                    ));
-                }
-                p.seq += 1;
+        for (i, p) in pubs.iter_mut().enumerate() {
+            if now < next[i / 2] {
+                continue;
             }
-            next += Duration::from_millis(20);
+            let frame = (p.seq % CYCLE_FRAMES as u64) as usize;
+            if i % 2 == 0 && frame == 0 {
+                bursts[i / 2].push(now);
+            }
+            let pt = p
+                .client
+                .rtc
+                .media(p.mid)
+                .and_then(|m| m.remote_pts().first().copied());
+            if let (Some(pt), Some(tx)) =
+                (pt, p.client.rtc.direct_api().stream_tx_by_mid(p.mid, None))
+            {
+                tx.write_rtp(RtpWrite::new(
+                    pt,
+                    p.seq.into(),
+                    (p.seq * FRAME as u64) as u32,
+                    now,
+                    p.cycle[frame].clone(),
+                ));
+            }
+            p.seq += 1;
+            if i % 2 == 1 {
+                next[i / 2] += period;
+            }
         }
         for p in pubs.iter_mut() {
             got.clear();
