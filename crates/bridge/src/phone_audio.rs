@@ -225,12 +225,12 @@ impl PhoneAudio {
         }
     }
 
-    /// The rate of the PCM that [`Self::pull`] gives and [`Self::push`] takes.
     /// Whether any RTP of the phone has arrived.
     pub fn heard(&self) -> bool {
         self.transport.stats().packets_received > 0
     }
 
+    /// The rate of the PCM that [`Self::pull`] gives and [`Self::push`] takes.
     pub fn sample_rate(&self) -> u32 {
         self.decoder.codec.kind().sample_rate()
     }

@@ -618,15 +618,14 @@ impl Endpoint {
 
     /// Fires every due timer.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((t, r)) = self.timers.pop_due(now) {
+        // Every entry is its owner's current deadline (moved or removed with it), so what
+        // comes out is due as it stands.
+        while let Some((_, r)) = self.timers.pop_due(now) {
             match r {
                 TimerRef::Tx(id) => {
                     let Some(e) = self.txs.get_mut(&id) else {
                         continue;
                     };
-                    if e.scheduled != Some(t) {
-                        continue;
-                    }
                     e.scheduled = None;
                     e.tx.handle_timeout(now);
                     if let Some(next) = e.tx.poll_timeout() {
@@ -639,8 +638,8 @@ impl Endpoint {
                     }
                     self.drive_tx(now, id);
                 }
-                TimerRef::Call(h) => self.call_timeout(now, h, t),
-                TimerRef::Reg(h) => self.reg_timeout(now, h, t),
+                TimerRef::Call(h) => self.call_timeout(now, h),
+                TimerRef::Reg(h) => self.reg_timeout(now, h),
             }
         }
     }

@@ -282,13 +282,11 @@ impl Endpoint {
         r.scheduled = r.next;
     }
 
-    pub(super) fn reg_timeout(&mut self, now: Instant, h: RegHandle, fired: Instant) {
+    /// The registration's deadline came (it has just left the deadline set).
+    pub(super) fn reg_timeout(&mut self, now: Instant, h: RegHandle) {
         let Some(r) = self.regs.get_mut(&h) else {
             return;
         };
-        if r.scheduled != Some(fired) {
-            return;
-        }
         r.scheduled = None;
         if r.next.is_some_and(|t| t <= now) {
             self.send_register(now, h);

@@ -713,13 +713,11 @@ impl Endpoint {
         c.scheduled = next;
     }
 
-    pub(super) fn call_timeout(&mut self, now: Instant, h: CallHandle, fired: Instant) {
+    /// The call's deadline came (it has just left the deadline set).
+    pub(super) fn call_timeout(&mut self, now: Instant, h: CallHandle) {
         let Some(c) = self.calls.get_mut(&h) else {
             return;
         };
-        if c.scheduled != Some(fired) {
-            return;
-        }
         c.scheduled = None;
         self.call_timers_due(now, h);
         self.reschedule_call(h);
