@@ -63,17 +63,16 @@ pub(crate) struct PortPool {
 impl PortPool {
     pub(crate) fn new((lo, hi): (u16, u16)) -> Self {
         let lo = lo + lo % 2;
-        let pairs = ((hi.saturating_sub(lo)) / 2).max(1) as usize;
         // Half the range at most, so fresh ports remain for calls while others rest; and
-        // never more descriptors than the process may open.
-        let fds = open_files_limit().saturating_sub(FD_RESERVE) / 2;
+        // half the pairs the process has descriptors for, the other half being for live calls.
+        let openable = open_files_limit().saturating_sub(FD_RESERVE) / 2;
         PortPool {
             lo,
             hi,
             next: lo,
             in_use: HashSet::new(),
             parked: VecDeque::new(),
-            parked_cap: (pairs / 2).min(fds as usize / 2),
+            parked_cap: (range_pairs(lo, hi) / 2).min(openable as usize / 2),
             returns: Returns::default(),
         }
     }
@@ -148,8 +147,7 @@ impl PortPool {
     }
 
     fn bind_fresh(&mut self, ip: IpAddr) -> Option<PortPair> {
-        let pairs = ((self.hi - self.lo) / 2).max(1);
-        for _ in 0..pairs {
+        for _ in 0..range_pairs(self.lo, self.hi) {
             let port = self.next;
             self.next = if port + 3 > self.hi {
                 self.lo
@@ -190,6 +188,11 @@ impl PortPool {
     pub(crate) fn in_use(&self) -> usize {
         self.in_use.len()
     }
+}
+
+/// How many pairs the range from even port `lo` to `hi` holds (at least one).
+fn range_pairs(lo: u16, hi: u16) -> usize {
+    usize::from(hi.saturating_sub(lo) / 2).max(1)
 }
 
 fn bind(addr: SocketAddr) -> Option<UdpSocket> {
