@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 
 use phonebridge_sip::{Endpoint, EndpointConfig, Event, Peer, TransportKind};
 
+/// The allocator the server runs with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SDP: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n\
 c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 

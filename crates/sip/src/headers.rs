@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::error::SyntaxError;
 use crate::message::Method;
-use crate::text::{all_in, class, is_token, quote, unquote, Scanner};
+use crate::text::{all_in, class, find_byte, is_token, quote, split_once_byte, unquote, Scanner};
 use crate::uri::{Host, Params, Uri};
 
 /// Parses `*( SEMI generic-param )`; an empty parameter (`;;`) is an error.
@@ -22,7 +22,7 @@ fn parse_params(sc: &mut Scanner<'_>) -> Result<Params, SyntaxError> {
                 sc.slice(start)
             } else if sc.peek() == Some('[') {
                 let start = sc.pos();
-                sc.take_while(|c| c != ']');
+                sc.take_while(|c| c != b']');
                 if !sc.eat(']') {
                     return Err(SyntaxError::new("unterminated IPv6 reference"));
                 }
@@ -85,7 +85,7 @@ impl Via {
         }
         let start = sc.pos();
         if sc.peek() == Some('[') {
-            sc.take_while(|c| c != ']');
+            sc.take_while(|c| c != b']');
             sc.eat(']');
         } else {
             sc.take_class(class::HOST);
@@ -177,7 +177,7 @@ impl NameAddr {
             display = Some(unquote(q));
             sc.skip_ws();
             uri = Self::angle_uri(sc)?;
-        } else if let Some(lt) = rest.find('<') {
+        } else if let Some(lt) = find_byte(rest, b'<') {
             let name = rest[..lt].trim_matches([' ', '\t']);
             if !name.is_empty()
                 && !name
@@ -195,7 +195,7 @@ impl NameAddr {
             }
             uri = Self::angle_uri(sc)?;
         } else {
-            let spec = sc.take_while(|c| c != ';' && c != ' ' && c != '\t');
+            let spec = sc.take_while(|c| c != b';' && c != b' ' && c != b'\t');
             if spec.contains(['?', ',']) {
                 return Err(SyntaxError::new(
                     "URI with '?' or ',' must be enclosed in <>",
@@ -216,7 +216,7 @@ impl NameAddr {
         if !sc.eat('<') {
             return Err(SyntaxError::new("expected '<'"));
         }
-        let inner = sc.take_while(|c| c != '>');
+        let inner = sc.take_while(|c| c != b'>');
         if !sc.eat('>') {
             return Err(SyntaxError::new("unterminated '<'"));
         }
@@ -302,7 +302,7 @@ pub fn parse_max_forwards(s: &str) -> Result<u8, SyntaxError> {
 
 /// `Call-ID: word ["@" word]`.
 pub fn check_call_id(s: &str) -> Result<(), SyntaxError> {
-    let (a, b) = match s.split_once('@') {
+    let (a, b) = match split_once_byte(s, b'@') {
         Some((a, b)) => (a, Some(b)),
         None => (s, None),
     };

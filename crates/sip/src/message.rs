@@ -76,32 +76,69 @@ impl fmt::Display for Method {
 
 /// Header fields in received order. One entry per header line; comma-separated values of
 /// list headers are split on demand by [`Headers::values`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Headers(Vec<(HeaderName, String)>);
+///
+/// Every value lives in one text buffer and each field points into it, so a parsed message
+/// costs one allocation for all its values rather than one per field. Replacing a value
+/// appends the new text (the old bytes stay unused until the list is dropped).
+#[derive(Debug, Clone, Default)]
+pub struct Headers {
+    text: String,
+    fields: Vec<Field>,
+}
+
+#[derive(Debug, Clone)]
+struct Field {
+    name: HeaderName,
+    start: u32,
+    end: u32,
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
 
 impl Headers {
     pub fn new() -> Self {
-        Headers(Vec::new())
+        Headers::default()
     }
 
     pub fn with_capacity(fields: usize) -> Self {
-        Headers(Vec::with_capacity(fields))
+        Headers {
+            text: String::with_capacity(fields * 32),
+            fields: Vec::with_capacity(fields),
+        }
+    }
+
+    /// Room for `fields` fields whose values take `text` bytes in all (the parser knows both).
+    pub(crate) fn with_capacities(fields: usize, text: usize) -> Self {
+        Headers {
+            text: String::with_capacity(text),
+            fields: Vec::with_capacity(fields),
+        }
+    }
+
+    fn value_of(&self, f: &Field) -> &str {
+        &self.text[f.start as usize..f.end as usize]
     }
 
     /// The first field named `name`.
     pub fn get(&self, name: &HeaderName) -> Option<&str> {
-        self.0
+        self.fields
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .find(|f| f.name == *name)
+            .map(|f| self.value_of(f))
     }
 
     /// Every field line named `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
+        self.fields
             .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .filter(move |f| f.name == *name)
+            .map(|f| self.value_of(f))
     }
 
     /// Every comma-separated value of list header `name`, across all its lines.
@@ -117,27 +154,76 @@ impl Headers {
     }
 
     pub fn count(&self, name: &HeaderName) -> usize {
-        self.0.iter().filter(|(n, _)| n == name).count()
+        self.fields.iter().filter(|f| f.name == *name).count()
     }
 
-    pub fn push(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.push((name, value.into()));
+    /// Appends `value` to the text buffer and returns the field pointing at it.
+    fn store(&mut self, name: HeaderName, value: &str) -> Field {
+        let start = self.text.len();
+        self.text.push_str(value);
+        Field {
+            name,
+            start: offset(start),
+            end: offset(self.text.len()),
+        }
+    }
+
+    pub fn push(&mut self, name: HeaderName, value: impl AsRef<str>) {
+        let f = self.store(name, value.as_ref());
+        self.fields.push(f);
+    }
+
+    /// Starts a field whose value the parser writes piece by piece with [`Headers::extend_last`].
+    pub(crate) fn begin(&mut self, name: HeaderName) {
+        let at = offset(self.text.len());
+        self.fields.push(Field {
+            name,
+            start: at,
+            end: at,
+        });
+    }
+
+    /// Appends to the value of the field [`Headers::begin`] started.
+    pub(crate) fn extend_last(&mut self, piece: &str) {
+        self.text.push_str(piece);
+        let end = offset(self.text.len());
+        if let Some(f) = self.fields.last_mut() {
+            f.end = end;
+        }
+    }
+
+    /// The value of the last field (for the parser, which folds continuation lines into it).
+    pub(crate) fn last_value(&self) -> Option<&str> {
+        self.fields.last().map(|f| self.value_of(f))
+    }
+
+    /// Drops trailing blanks from the value of the field the parser wrote last.
+    pub(crate) fn trim_last(&mut self) {
+        let Some(f) = self.fields.last_mut() else {
+            return;
+        };
+        let value = &self.text[f.start as usize..f.end as usize];
+        let end = f.start as usize + value.trim_end_matches([' ', '\t']).len();
+        if f.end as usize == self.text.len() {
+            self.text.truncate(end);
+        }
+        f.end = offset(end);
     }
 
     /// Inserts a field before all others (used for Via).
-    pub fn push_front(&mut self, name: HeaderName, value: impl Into<String>) {
-        self.0.insert(0, (name, value.into()));
+    pub fn push_front(&mut self, name: HeaderName, value: impl AsRef<str>) {
+        let f = self.store(name, value.as_ref());
+        self.fields.insert(0, f);
     }
 
     /// Replaces every field named `name` with one field (placed where the first one was).
-    pub fn set(&mut self, name: HeaderName, value: impl Into<String>) {
-        let value = value.into();
-        match self.0.iter().position(|(n, _)| *n == name) {
+    pub fn set(&mut self, name: HeaderName, value: impl AsRef<str>) {
+        match self.fields.iter().position(|f| f.name == name) {
             Some(i) => {
-                self.0[i].1 = value;
+                self.fields[i] = self.store(name.clone(), value.as_ref());
                 let mut seen = 0;
-                self.0.retain(|(n, _)| {
-                    if *n == name {
+                self.fields.retain(|f| {
+                    if f.name == name {
                         seen += 1;
                         seen == 1
                     } else {
@@ -145,30 +231,31 @@ impl Headers {
                     }
                 });
             }
-            None => self.0.push((name, value)),
+            None => self.push(name, value),
         }
     }
 
     pub fn remove(&mut self, name: &HeaderName) {
-        self.0.retain(|(n, _)| n != name);
+        self.fields.retain(|f| f.name != *name);
     }
 
     /// Removes the first field named `name` and returns its value.
     pub fn remove_first(&mut self, name: &HeaderName) -> Option<String> {
-        let i = self.0.iter().position(|(n, _)| n == name)?;
-        Some(self.0.remove(i).1)
+        let i = self.fields.iter().position(|f| f.name == *name)?;
+        let f = self.fields.remove(i);
+        Some(self.value_of(&f).to_owned())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &str)> {
-        self.0.iter().map(|(n, v)| (n, v.as_str()))
+        self.fields.iter().map(|f| (&f.name, self.value_of(f)))
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.fields.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.fields.is_empty()
     }
 
     /// Copies every field named `name` from `other`, in order.
@@ -177,6 +264,12 @@ impl Headers {
             self.push(name.clone(), v);
         }
     }
+}
+
+/// A position in a header list's text: messages are bounded far below 4 GiB
+/// ([`crate::Limits::max_message`]), and the list of a message we build is as small.
+fn offset(at: usize) -> u32 {
+    u32::try_from(at).unwrap_or(u32::MAX)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -354,5 +447,41 @@ pub fn default_reason(status: u16) -> &'static str {
         604 => "Does Not Exist Anywhere",
         606 => "Not Acceptable",
         _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaced_and_removed_fields_leave_no_trace_in_values_or_equality() {
+        let mut h = Headers::new();
+        h.push(HeaderName::VIA, "SIP/2.0/UDP a");
+        h.push(HeaderName::SUPPORTED, "timer");
+        h.push(HeaderName::VIA, "SIP/2.0/UDP b");
+        h.set(HeaderName::VIA, "SIP/2.0/UDP c");
+        assert_eq!(
+            h.get_all(&HeaderName::VIA).collect::<Vec<_>>(),
+            ["SIP/2.0/UDP c"]
+        );
+        assert_eq!(
+            h.remove_first(&HeaderName::SUPPORTED).as_deref(),
+            Some("timer")
+        );
+        h.push_front(HeaderName::TO, "<sip:x@y>");
+        let mut fresh = Headers::new();
+        fresh.push(HeaderName::TO, "<sip:x@y>");
+        fresh.push(HeaderName::VIA, "SIP/2.0/UDP c");
+        assert_eq!(
+            h, fresh,
+            "equal fields compare equal whatever text was replaced"
+        );
+        assert_eq!(
+            h.iter()
+                .map(|(n, v)| format!("{n}: {v}"))
+                .collect::<Vec<_>>(),
+            ["To: <sip:x@y>", "Via: SIP/2.0/UDP c"]
+        );
     }
 }

@@ -7,7 +7,7 @@
 use crate::error::ParseError;
 use crate::header::HeaderName;
 use crate::message::{Headers, Message, Method, Request, Response};
-use crate::text::is_token;
+use crate::text::{find_byte, is_token, split_byte};
 use crate::uri::Uri;
 
 /// Bounds on what a peer may send.
@@ -98,30 +98,31 @@ fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
 
 /// Splits the header section into the start line and unfolded header fields.
 fn split_head<'a>(head: &'a str, limits: &Limits) -> Result<(&'a str, Headers), ParseError> {
-    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let mut lines = split_byte(head, b'\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let start = lines.next().unwrap_or_default();
-    // One field per line at most: sized once rather than grown.
+    // One field per line at most, and the values fit in the header section: sized once
+    // rather than grown.
     let lines_left = head.bytes().filter(|&b| b == b'\n').count();
-    let mut headers = Headers::with_capacity(lines_left.min(limits.max_headers));
-    let mut current: Option<(HeaderName, String)> = None;
+    let mut headers =
+        Headers::with_capacities(lines_left.min(limits.max_headers), head.len() - start.len());
+    let mut open = false;
     let mut count = 0;
     let fail = |reason: &str, headers: &Headers| attach(ParseError::new(reason), start, headers);
     for line in lines {
         if line.starts_with([' ', '\t']) {
-            match current.as_mut() {
-                Some((_, v)) => {
-                    let t = line.trim_start_matches([' ', '\t']);
-                    if !v.is_empty() && !t.is_empty() {
-                        v.push(' ');
-                    }
-                    v.push_str(t);
-                    continue;
-                }
-                None => return Err(fail("continuation line before any header", &headers)),
+            if !open {
+                return Err(fail("continuation line before any header", &headers));
             }
+            let t = line.trim_start_matches([' ', '\t']);
+            if !t.is_empty() && headers.last_value().is_some_and(|v| !v.is_empty()) {
+                headers.extend_last(" ");
+            }
+            headers.extend_last(t);
+            continue;
         }
-        if let Some((n, v)) = current.take() {
-            headers.push(n, trim_value(v));
+        if open {
+            headers.trim_last();
+            open = false;
         }
         if line.is_empty() {
             continue;
@@ -130,31 +131,21 @@ fn split_head<'a>(head: &'a str, limits: &Limits) -> Result<(&'a str, Headers), 
         if count > limits.max_headers {
             return Err(fail("too many header fields", &headers));
         }
-        let Some(colon) = line.find(':') else {
+        let Some(colon) = find_byte(line, b':') else {
             return Err(fail("header line without colon", &headers));
         };
         let name = line[..colon].trim_end_matches([' ', '\t']);
         if !is_token(name) {
             return Err(fail("bad header name", &headers));
         }
-        current = Some((
-            HeaderName::from_wire(name),
-            line[colon + 1..].trim_start_matches([' ', '\t']).to_owned(),
-        ));
+        headers.begin(HeaderName::from_wire(name));
+        headers.extend_last(line[colon + 1..].trim_start_matches([' ', '\t']));
+        open = true;
     }
-    if let Some((n, v)) = current.take() {
-        headers.push(n, trim_value(v));
+    if open {
+        headers.trim_last();
     }
     Ok((start, headers))
-}
-
-fn trim_value(v: String) -> String {
-    let t = v.trim_end_matches([' ', '\t']);
-    if t.len() == v.len() {
-        v
-    } else {
-        t.to_owned()
-    }
 }
 
 /// The Content-Length, if present. Several lines or values that disagree, or a value that is

@@ -120,6 +120,58 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
+/// Where ASCII byte `b` first occurs in `s`. A plain scan: header values are short, and
+/// `str::find` spends more setting up its search than this spends searching. Any position
+/// it returns is a char boundary (UTF-8 never uses ASCII bytes inside a character).
+#[inline]
+pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
+    s.bytes().position(|c| c == b)
+}
+
+/// `s` split around the first ASCII byte `b`.
+#[inline]
+pub(crate) fn split_once_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    find_byte(s, b).map(|i| (&s[..i], &s[i + 1..]))
+}
+
+/// `s` split around the last ASCII byte `b`.
+#[inline]
+pub(crate) fn rsplit_once_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    s.bytes()
+        .rposition(|c| c == b)
+        .map(|i| (&s[..i], &s[i + 1..]))
+}
+
+/// The pieces of `s` between ASCII bytes `b`, like `str::split` (an empty `s` gives one
+/// empty piece).
+pub(crate) fn split_byte(s: &str, b: u8) -> SplitByte<'_> {
+    SplitByte { rest: Some(s), b }
+}
+
+/// See [`split_byte`].
+pub(crate) struct SplitByte<'a> {
+    rest: Option<&'a str>,
+    b: u8,
+}
+
+impl<'a> Iterator for SplitByte<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = self.rest?;
+        match split_once_byte(rest, self.b) {
+            Some((piece, tail)) => {
+                self.rest = Some(tail);
+                Some(piece)
+            }
+            None => {
+                self.rest = None;
+                Some(rest)
+            }
+        }
+    }
+}
+
 /// A cursor over header text with the LWS and token rules of RFC 3261.
 #[derive(Debug, Clone)]
 pub(crate) struct Scanner<'a> {
@@ -149,7 +201,17 @@ impl<'a> Scanner<'a> {
     }
 
     pub(crate) fn peek(&self) -> Option<char> {
-        self.rest().chars().next()
+        let b = *self.s.as_bytes().get(self.pos)?;
+        if b.is_ascii() {
+            Some(b as char)
+        } else {
+            self.rest().chars().next()
+        }
+    }
+
+    /// The byte at the cursor.
+    fn peek_byte(&self) -> Option<u8> {
+        self.s.as_bytes().get(self.pos).copied()
     }
 
     pub(crate) fn bump(&mut self) -> Option<char> {
@@ -160,7 +222,7 @@ impl<'a> Scanner<'a> {
 
     /// Skips spaces and tabs (header values are already unfolded).
     pub(crate) fn skip_ws(&mut self) {
-        while matches!(self.peek(), Some(' ' | '\t')) {
+        while matches!(self.peek_byte(), Some(b' ' | b'\t')) {
             self.pos += 1;
         }
     }
@@ -169,7 +231,7 @@ impl<'a> Scanner<'a> {
     pub(crate) fn eat_sep(&mut self, c: char) -> bool {
         let save = self.pos;
         self.skip_ws();
-        if self.peek() == Some(c) {
+        if c.is_ascii() && self.peek_byte() == Some(c as u8) {
             self.pos += 1;
             self.skip_ws();
             true
@@ -180,7 +242,12 @@ impl<'a> Scanner<'a> {
     }
 
     pub(crate) fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(c) {
+        let hit = if c.is_ascii() {
+            self.peek_byte() == Some(c as u8)
+        } else {
+            self.peek() == Some(c)
+        };
+        if hit {
             self.pos += c.len_utf8();
             true
         } else {
@@ -188,11 +255,15 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    pub(crate) fn take_while(&mut self, f: impl Fn(char) -> bool) -> &'a str {
-        let rest = self.rest();
-        let end = rest.find(|c| !f(c)).unwrap_or(rest.len());
-        self.pos += end;
-        &rest[..end]
+    /// The longest run at the cursor of bytes `f` accepts. `f` sees bytes, so it must treat
+    /// every byte above 0x7f alike (all in or all out): then the run ends on a char boundary.
+    pub(crate) fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        let start = self.pos;
+        let b = self.s.as_bytes();
+        while self.pos < b.len() && f(b[self.pos]) {
+            self.pos += 1;
+        }
+        &self.s[start..self.pos]
     }
 
     /// The longest run of bytes of `mask` at the cursor (possibly empty).

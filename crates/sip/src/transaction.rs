@@ -562,9 +562,7 @@ impl TxKey {
             let sent_by = k.len();
             match &via.host {
                 crate::uri::Host::Name(n) => k.push_str(n),
-                ip => {
-                    let _ = write!(k, "{ip}");
-                }
+                crate::uri::Host::Ip(ip) => crate::uri::push_ip(&mut k, *ip),
             }
             k.push(':');
             push_decimal(&mut k, via.port.unwrap_or(5060).into());
@@ -600,7 +598,7 @@ impl TxKey {
 }
 
 /// Appends `n` in decimal.
-fn push_decimal(k: &mut String, n: u32) {
+pub(crate) fn push_decimal(k: &mut String, n: u32) {
     if n >= 10 {
         push_decimal(k, n / 10);
     }

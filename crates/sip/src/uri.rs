@@ -4,7 +4,10 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::error::SyntaxError;
-use crate::text::{all_escaped_or, all_in, class, unescape};
+use crate::text::{
+    all_escaped_or, all_in, class, find_byte, rsplit_once_byte, split_byte, split_once_byte,
+    unescape,
+};
 
 /// An ordered list of `;name[=value]` parameters. Values are kept as received
 /// (quoted strings keep their quotes) so printing reproduces the input.
@@ -130,11 +133,47 @@ impl From<IpAddr> for Host {
     }
 }
 
+/// An IPv4 address in dotted decimal, as `Ipv4Addr`'s `Display` writes it, into a buffer
+/// on the stack (hosts are printed in every message we build; the formatter's padding
+/// machinery costs more than the digits).
+fn dotted(a: Ipv4Addr, buf: &mut [u8; 15]) -> &str {
+    let mut n = 0;
+    for (i, octet) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            buf[n] = b'.';
+            n += 1;
+        }
+        if octet >= 100 {
+            buf[n] = b'0' + octet / 100;
+            n += 1;
+        }
+        if octet >= 10 {
+            buf[n] = b'0' + octet / 10 % 10;
+            n += 1;
+        }
+        buf[n] = b'0' + octet % 10;
+        n += 1;
+    }
+    // Only ASCII digits and dots were written.
+    std::str::from_utf8(&buf[..n]).unwrap_or_default()
+}
+
+/// Appends `ip` as a URI host: dotted decimal, or a bracketed IPv6 reference.
+pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => out.push_str(dotted(a, &mut [0; 15])),
+        IpAddr::V6(a) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "[{a}]");
+        }
+    }
+}
+
 impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Host::Name(n) => f.write_str(n),
-            Host::Ip(IpAddr::V4(a)) => write!(f, "{a}"),
+            Host::Ip(IpAddr::V4(a)) => f.write_str(dotted(*a, &mut [0; 15])),
             Host::Ip(IpAddr::V6(a)) => write!(f, "[{a}]"),
         }
     }
@@ -180,14 +219,14 @@ impl SipUri {
     }
 
     fn parse_rest(secure: bool, rest: &str) -> Result<SipUri, SyntaxError> {
-        let (userinfo, hostpart) = match rest.find('@') {
+        let (userinfo, hostpart) = match find_byte(rest, b'@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
         let (user, password) = match userinfo {
             None => (None, None),
             Some(ui) => {
-                let (u, p) = match ui.find(':') {
+                let (u, p) = match find_byte(ui, b':') {
                     Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                     None => (ui, None),
                 };
@@ -202,17 +241,17 @@ impl SipUri {
                 (Some(u.to_owned()), p.map(str::to_owned))
             }
         };
-        let (hostport_params, headers_part) = match hostpart.find('?') {
+        let (hostport_params, headers_part) = match find_byte(hostpart, b'?') {
             Some(q) => (&hostpart[..q], Some(&hostpart[q + 1..])),
             None => (hostpart, None),
         };
-        let mut segs = hostport_params.split(';');
+        let mut segs = split_byte(hostport_params, b';');
         let hostport = segs.next().unwrap_or_default();
         let (host_s, port) = split_host_port(hostport)?;
         let host = Host::parse(host_s)?;
         let mut params = Params::new();
         for seg in segs {
-            let (n, v) = match seg.find('=') {
+            let (n, v) = match find_byte(seg, b'=') {
                 Some(e) => (&seg[..e], Some(&seg[e + 1..])),
                 None => (seg, None),
             };
@@ -228,10 +267,8 @@ impl SipUri {
         }
         let mut headers = Vec::new();
         if let Some(hp) = headers_part {
-            for h in hp.split('&') {
-                let (n, v) = h
-                    .split_once('=')
-                    .ok_or(SyntaxError::new("bad URI header"))?;
+            for h in split_byte(hp, b'&') {
+                let (n, v) = split_once_byte(h, b'=').ok_or(SyntaxError::new("bad URI header"))?;
                 if n.is_empty()
                     || !all_escaped_or(n, class::URI_HEADER)
                     || !all_escaped_or(v, class::URI_HEADER)
@@ -256,9 +293,7 @@ impl SipUri {
 /// Splits `host[:port]`, handling bracketed IPv6 references.
 pub(crate) fn split_host_port(s: &str) -> Result<(&str, Option<u16>), SyntaxError> {
     let (host, port) = if s.starts_with('[') {
-        let end = s
-            .find(']')
-            .ok_or(SyntaxError::new("unterminated IPv6 reference"))?;
+        let end = find_byte(s, b']').ok_or(SyntaxError::new("unterminated IPv6 reference"))?;
         match &s[end + 1..] {
             "" => (&s[..=end], None),
             p => (
@@ -267,7 +302,7 @@ pub(crate) fn split_host_port(s: &str) -> Result<(&str, Option<u16>), SyntaxErro
             ),
         }
     } else {
-        match s.rsplit_once(':') {
+        match rsplit_once_byte(s, b':') {
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
         }
@@ -320,7 +355,7 @@ impl Uri {
     /// Parses an absolute URI. SIP and SIPS URIs are parsed strictly; other schemes are
     /// accepted when the scheme is well formed and the rest holds no whitespace or delimiters.
     pub fn parse(s: &str) -> Result<Uri, SyntaxError> {
-        let colon = s.find(':').ok_or(SyntaxError::new("URI without scheme"))?;
+        let colon = find_byte(s, b':').ok_or(SyntaxError::new("URI without scheme"))?;
         let (scheme, rest) = (&s[..colon], &s[colon + 1..]);
         let scheme_ok =
             scheme.starts_with(|c: char| c.is_ascii_alphabetic()) && all_in(scheme, class::SCHEME);
@@ -391,6 +426,27 @@ impl std::str::FromStr for Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_print_as_the_standard_library_prints_addresses() {
+        for a in [
+            [0, 0, 0, 0],
+            [127, 0, 0, 1],
+            [10, 20, 100, 255],
+            [192, 168, 9, 99],
+        ] {
+            let ip = Ipv4Addr::from(a);
+            assert_eq!(Host::Ip(IpAddr::V4(ip)).to_string(), ip.to_string());
+            let mut out = String::new();
+            push_ip(&mut out, IpAddr::V4(ip));
+            assert_eq!(out, ip.to_string());
+        }
+        let v6: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mut out = String::new();
+        push_ip(&mut out, IpAddr::V6(v6));
+        assert_eq!(out, "[2001:db8::1]");
+        assert_eq!(Host::Ip(IpAddr::V6(v6)).to_string(), "[2001:db8::1]");
+    }
 
     #[test]
     fn parses_full_sip_uri() {

@@ -714,29 +714,33 @@ impl Endpoint {
     }
 
     fn random_token(&mut self) -> String {
-        format!("{:016x}", self.rng.gen::<u64>())
+        let mut t = String::with_capacity(16);
+        push_hex(&mut t, self.rng.gen::<u64>());
+        t
     }
 
     fn new_branch(&mut self) -> String {
-        format!("{}{}", crate::headers::BRANCH_COOKIE, self.random_token())
+        let mut b = String::with_capacity(23);
+        b.push_str(crate::headers::BRANCH_COOKIE);
+        push_hex(&mut b, self.rng.gen::<u64>());
+        b
     }
 
     /// Our Contact URI on the flow to `peer`.
     fn contact_for(peer: &Peer) -> String {
-        let host = crate::uri::Host::from(peer.local.ip());
-        match peer.transport {
-            TransportKind::Udp => format!("<sip:phonebridge@{host}:{}>", peer.local.port()),
-            TransportKind::Tcp => format!(
-                "<sip:phonebridge@{host}:{};transport=tcp>",
-                peer.local.port()
-            ),
-            // `sip:` with transport=tls rather than `sips:`: the form peers interoperate with
-            // (a `sips:` Contact makes some UAs, e.g. baresip 1.0, fail the ACK).
-            TransportKind::Tls => format!(
-                "<sip:phonebridge@{host}:{};transport=tls>",
-                peer.local.port()
-            ),
-        }
+        let mut c = String::with_capacity(64);
+        c.push_str("<sip:phonebridge@");
+        crate::uri::push_ip(&mut c, peer.local.ip());
+        c.push(':');
+        crate::transaction::push_decimal(&mut c, peer.local.port().into());
+        // `sip:` with transport=tls rather than `sips:` for TLS: the form peers interoperate
+        // with (a `sips:` Contact makes some UAs, e.g. baresip 1.0, fail the ACK).
+        c.push_str(match peer.transport {
+            TransportKind::Udp => ">",
+            TransportKind::Tcp => ";transport=tcp>",
+            TransportKind::Tls => ";transport=tls>",
+        });
+        c
     }
 
     /// The Via of a request we send to `peer` with `branch` (RFC 3581 `rport` asked for).
@@ -766,4 +770,24 @@ impl Endpoint {
 /// True when `uri` names a user we might serve (a SIP URI).
 pub fn request_user(uri: &Uri) -> Option<String> {
     uri.as_sip().and_then(|u| u.user_unescaped())
+}
+
+/// Appends `n` as 16 lower-case hex digits (what `{:016x}` prints).
+fn push_hex(out: &mut String, n: u64) {
+    for shift in (0..16).rev() {
+        let d = (n >> (shift * 4)) as u8 & 0xf;
+        out.push(char::from(if d < 10 { b'0' + d } else { b'a' + d - 10 }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_are_sixteen_hex_digits_as_the_formatter_prints_them() {
+        for n in [0u64, 1, 0xdead_beef, u64::MAX, 0x0123_4567_89ab_cdef] {
+            let mut t = String::new();
+            super::push_hex(&mut t, n);
+            assert_eq!(t, format!("{n:016x}"));
+        }
+    }
 }
