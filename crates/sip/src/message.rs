@@ -307,7 +307,7 @@ impl Request {
     /// The wire form. Content-Length is always written last and always matches the body.
     pub fn encode(&self) -> Vec<u8> {
         let start = format!("{} {} SIP/2.0\r\n", self.method, self.uri);
-        encode(start, &self.headers, &self.body)
+        encode(start.as_bytes(), &self.headers, &self.body)
     }
 }
 
@@ -323,8 +323,13 @@ impl Response {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let start = format!("SIP/2.0 {} {}\r\n", self.status, self.reason);
-        encode(start, &self.headers, &self.body)
+        let mut start = String::with_capacity(16 + self.reason.len());
+        start.push_str("SIP/2.0 ");
+        crate::transaction::push_decimal(&mut start, self.status.into());
+        start.push(' ');
+        start.push_str(&self.reason);
+        start.push_str("\r\n");
+        encode(start.as_bytes(), &self.headers, &self.body)
     }
 
     pub fn is_provisional(&self) -> bool {
@@ -366,9 +371,11 @@ impl Message {
     }
 }
 
-fn encode(start: String, headers: &Headers, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(start.len() + 64 * headers.len() + body.len() + 24);
-    out.extend_from_slice(start.as_bytes());
+fn encode(start: &[u8], headers: &Headers, body: &[u8]) -> Vec<u8> {
+    // Each field adds its name, ": " and CRLF to its value.
+    let size = start.len() + headers.text.len() + 24 * headers.len() + body.len() + 24;
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(start);
     for (n, v) in headers.iter() {
         if *n == HeaderName::CONTENT_LENGTH {
             continue;
@@ -378,7 +385,11 @@ fn encode(start: String, headers: &Headers, body: &[u8]) -> Vec<u8> {
         out.extend_from_slice(v.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    let mut length = String::with_capacity(24);
+    length.push_str("Content-Length: ");
+    crate::transaction::push_decimal(&mut length, u32::try_from(body.len()).unwrap_or(u32::MAX));
+    length.push_str("\r\n\r\n");
+    out.extend_from_slice(length.as_bytes());
     out.extend_from_slice(body);
     out
 }

@@ -245,6 +245,16 @@ impl Transaction {
         self.last_sent.as_deref()
     }
 
+    /// Takes the bytes last sent out of an Accepted server INVITE transaction, for the
+    /// transaction user that retransmits its 2xx: the transaction itself only absorbs
+    /// retransmitted INVITEs from then on and needs no copy for the 32 s it waits out.
+    pub fn take_last_sent(&mut self) -> Option<Vec<u8>> {
+        if self.state != State::Accepted {
+            return None;
+        }
+        self.last_sent.take()
+    }
+
     /// The final status sent (server) or received (client), if any.
     pub fn final_status(&self) -> Option<u16> {
         self.final_status
@@ -388,17 +398,22 @@ impl Transaction {
             self.request = None;
         }
         match (self.kind, self.state) {
+            (Kind::ServerInvite, State::Proceeding) if (200..300).contains(&status) => {
+                // RFC 6026 §8.5: Accepted; the TU retransmits the 2xx itself (it takes the
+                // bytes with `take_last_sent`) and a retransmitted INVITE is absorbed.
+                self.transmits.push_back(bytes.clone());
+                self.last_sent = Some(bytes);
+                self.final_status = Some(status);
+                self.state = State::Accepted;
+                self.arm(Timer::L, now + 64 * self.cfg.t1);
+            }
             (Kind::ServerInvite, State::Proceeding) => {
                 self.transmits.push_back(bytes.clone());
                 self.last_sent = Some(bytes);
                 if status >= 200 {
                     self.final_status = Some(status);
                 }
-                if (200..300).contains(&status) {
-                    // RFC 6026 §8.5: Accepted; the TU retransmits the 2xx itself.
-                    self.state = State::Accepted;
-                    self.arm(Timer::L, now + 64 * self.cfg.t1);
-                } else if status >= 300 {
+                if status >= 300 {
                     self.state = State::Completed;
                     if !self.reliable {
                         self.interval = self.cfg.t1;

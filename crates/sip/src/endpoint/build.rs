@@ -26,7 +26,11 @@ pub(crate) fn response_from_headers(
     if let Some(to) = req.get(&HeaderName::TO) {
         match to_tag {
             Some(tag) if status != 100 && !has_tag(to) => {
-                r.headers.push(HeaderName::TO, format!("{to};tag={tag}"))
+                let mut tagged = String::with_capacity(to.len() + 5 + tag.len());
+                tagged.push_str(to);
+                tagged.push_str(";tag=");
+                tagged.push_str(tag);
+                r.headers.push(HeaderName::TO, tagged)
             }
             _ => r.headers.push(HeaderName::TO, to),
         }

@@ -497,8 +497,11 @@ impl Endpoint {
         }
         if let Some((n, we_refresh, caller_supports)) = timer {
             let who = if we_refresh { "uas" } else { "uac" };
-            resp.headers
-                .push(HeaderName::SESSION_EXPIRES, format!("{n};refresher={who}"));
+            let mut se = String::with_capacity(24);
+            crate::transaction::push_decimal(&mut se, n);
+            se.push_str(";refresher=");
+            se.push_str(who);
+            resp.headers.push(HeaderName::SESSION_EXPIRES, se);
             if caller_supports {
                 resp.headers.push(HeaderName::REQUIRE, "timer");
             }
@@ -686,12 +689,7 @@ impl Endpoint {
                 .map_or(0, |c| c.seq);
         self.respond_tx(now, tx, resp);
         // The bytes the transaction just sent, encoded once.
-        let Some(bytes) = self
-            .txs
-            .get(&tx)
-            .and_then(|e| e.tx.last_sent())
-            .map(<[u8]>::to_vec)
-        else {
+        let Some(bytes) = self.txs.get_mut(&tx).and_then(|e| e.tx.take_last_sent()) else {
             return;
         };
         if let Some(c) = self.calls.get_mut(&h) {
