@@ -313,12 +313,19 @@ impl SessionDescription {
             Some((n, _)) => return Err(SdpError::BadLine(n + 1)),
             None => return Err(SdpError::Empty),
         }
+        // The origin is filled in from the o= line; a description without one gets a
+        // placeholder at the end (built only then: nearly every offer has its o= line).
+        let mut origin = None;
         let mut sd = SessionDescription {
             origin: Origin {
-                username: "-".into(),
-                session_id: "0".into(),
-                version: "0".into(),
-                address: Connection::from_ip(IpAddr::from([0, 0, 0, 0])),
+                username: String::new(),
+                session_id: String::new(),
+                version: String::new(),
+                address: Connection {
+                    net_type: String::new(),
+                    addr_type: String::new(),
+                    address: String::new(),
+                },
             },
             name: "-".into(),
             connection: None,
@@ -355,7 +362,7 @@ impl SessionDescription {
                     }),
                 },
                 None => match kind {
-                    'o' => sd.origin = parse_origin(value).ok_or_else(bad)?,
+                    'o' => origin = Some(parse_origin(value).ok_or_else(bad)?),
                     's' => sd.name = value.to_owned(),
                     'c' => sd.connection = Some(Connection::parse(value).ok_or_else(bad)?),
                     't' => sd.timing.push(value.to_owned()),
@@ -367,6 +374,12 @@ impl SessionDescription {
                 },
             }
         }
+        sd.origin = origin.unwrap_or_else(|| Origin {
+            username: "-".into(),
+            session_id: "0".into(),
+            version: "0".into(),
+            address: Connection::from_ip(IpAddr::from([0, 0, 0, 0])),
+        });
         Ok(sd)
     }
 

@@ -242,12 +242,14 @@ pub fn answer(
         return Err(first_error.unwrap_or(NegotiationError::NoAudio));
     };
     let mut sdp = skeleton(local);
+    let mut section = Some(section);
     for (index, m) in offer.media.iter().enumerate() {
-        sdp.media.push(if index == session.index {
-            section.clone()
+        let answered = if index == session.index {
+            section.take()
         } else {
-            rejected(m)
-        });
+            None
+        };
+        sdp.media.push(answered.unwrap_or_else(|| rejected(m)));
     }
     Ok((sdp, session))
 }
