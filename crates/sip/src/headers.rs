@@ -4,7 +4,7 @@ use std::fmt;
 
 use crate::error::SyntaxError;
 use crate::message::Method;
-use crate::text::{all_in, class, find_byte, is_token, quote, split_once_byte, unquote, Scanner};
+use crate::text::{all_in, class, find_byte, quote, split_once_byte, unquote, Scanner};
 use crate::uri::{Host, Params, Uri};
 
 /// Parses `*( SEMI generic-param )`; an empty parameter (`;;`) is an error.
@@ -179,24 +179,22 @@ impl NameAddr {
             uri = Self::angle_uri(sc)?;
         } else if let Some(lt) = find_byte(rest, b'<') {
             let name = rest[..lt].trim_matches([' ', '\t']);
-            if !name.is_empty()
-                && !name
-                    .split([' ', '\t'])
-                    .filter(|w| !w.is_empty())
-                    .all(is_token)
-            {
+            // Tokens separated by blanks: every byte is a token character or a blank.
+            let tokens = name
+                .bytes()
+                .all(|b| b == b' ' || b == b'\t' || crate::text::byte_in(b, class::TOKEN));
+            if !tokens {
                 return Err(SyntaxError::new(
                     "display name must be tokens or a quoted string",
                 ));
             }
             display = (!name.is_empty()).then(|| name.to_owned());
-            for _ in 0..lt {
-                sc.bump();
-            }
+            // Everything before the `<` is ASCII (it passed the token check).
+            sc.advance(lt);
             uri = Self::angle_uri(sc)?;
         } else {
             let spec = sc.take_while(|c| c != b';' && c != b' ' && c != b'\t');
-            if spec.contains(['?', ',']) {
+            if spec.bytes().any(|b| b == b'?' || b == b',') {
                 return Err(SyntaxError::new(
                     "URI with '?' or ',' must be enclosed in <>",
                 ));
@@ -345,6 +343,10 @@ impl Contact {
         if s.trim() == "*" {
             return Ok(Contact::Star);
         }
+        if find_byte(s, b',').is_none() {
+            // One address, as nearly every Contact holds.
+            return NameAddr::parse(s).map(|a| Contact::Addrs(vec![a]));
+        }
         NameAddr::parse_list(s).map(Contact::Addrs)
     }
 }
@@ -371,6 +373,25 @@ mod tests {
             v.to_string(),
             "SIP/2.0/UDP [2001:db8::9]:5070;rport;received=[2001:db8::1]"
         );
+    }
+
+    #[test]
+    fn unquoted_display_names_are_blank_separated_tokens() {
+        let a = NameAddr::parse("Bob  A.\tSmith <sip:b@example.com>;tag=1").unwrap();
+        assert_eq!(a.display.as_deref(), Some("Bob  A.\tSmith"));
+        assert_eq!(a.tag(), Some("1"));
+        assert!(NameAddr::parse("Bob@home <sip:b@example.com>").is_err());
+        assert!(NameAddr::parse("Bob (x) <sip:b@example.com>").is_err());
+        assert!(NameAddr::parse("Zoë <sip:b@example.com>").is_err());
+        let one = Contact::parse(" <sip:a@192.0.2.1:5070>;expires=60 ").unwrap();
+        let Contact::Addrs(list) = one else {
+            panic!("an address")
+        };
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].params.value("expires"), Some("60"));
+        assert!(Contact::parse("<sip:a@b>, <sip:c@d>")
+            .is_ok_and(|c| matches!(c, Contact::Addrs(l) if l.len() == 2)));
+        assert!(Contact::parse("").is_err());
     }
 
     #[test]

@@ -214,10 +214,9 @@ impl<'a> Scanner<'a> {
         self.s.as_bytes().get(self.pos).copied()
     }
 
-    pub(crate) fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.pos += c.len_utf8();
-        Some(c)
+    /// Moves the cursor `n` bytes on; the caller knows they end on a char boundary.
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.s.len());
     }
 
     /// Skips spaces and tabs (header values are already unfolded).
