@@ -125,7 +125,28 @@ fn hex(c: u8) -> Option<u8> {
 /// it returns is a char boundary (UTF-8 never uses ASCII bytes inside a character).
 #[inline]
 pub(crate) fn find_byte(s: &str, b: u8) -> Option<usize> {
-    s.bytes().position(|c| c == b)
+    find_in(s.as_bytes(), 0, b)
+}
+
+/// Where byte `b` first occurs in `buf` at or after `from`. Eight bytes at a time: a word
+/// XORed with `b` in every byte has a zero byte exactly where `b` was, and the classic
+/// zero-byte test flags it (the lowest flag is exact; flags above it may be borrows).
+pub(crate) fn find_in(buf: &[u8], from: usize, b: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let pattern = ONES * u64::from(b);
+    let mut i = from;
+    while let Some(chunk) = buf.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        let hits = x.wrapping_sub(ONES) & !x & HIGHS;
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    buf.get(i..)?.iter().position(|&c| c == b).map(|p| i + p)
 }
 
 /// `s` split around the first ASCII byte `b`.
@@ -391,6 +412,21 @@ mod tests {
             }
         }
         assert!(!is_token("é"));
+    }
+
+    #[test]
+    fn byte_search_finds_the_first_occurrence_at_every_offset() {
+        let sample = b"ab\r\ncd:\x80\xffxyz";
+        let text: Vec<u8> = (0..200).map(|i| sample[i * 7 % sample.len()]).collect();
+        for b in [b'\n', b':', b'a', b'z', 0x80, 0xff, b'q'] {
+            for from in 0..text.len() + 2 {
+                let want = text
+                    .get(from..)
+                    .and_then(|t| t.iter().position(|&c| c == b))
+                    .map(|p| from + p);
+                assert_eq!(find_in(&text, from, b), want, "byte {b:#x} from {from}");
+            }
+        }
     }
 
     #[test]
