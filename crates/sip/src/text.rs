@@ -356,6 +356,10 @@ pub fn quote(s: &str) -> String {
 
 /// Splits a header value at top-level commas (outside quotes and `<>`), trimming each part.
 pub(crate) fn split_commas(v: &str) -> Vec<&str> {
+    if find_byte(v, b',').is_none() {
+        // No comma at all, so no quoting to follow: the common single value.
+        return vec![v.trim_matches([' ', '\t'])];
+    }
     let mut parts = Vec::new();
     let b = v.as_bytes();
     let (mut start, mut i) = (0, 0);
