@@ -141,16 +141,29 @@ impl From<IpAddr> for Host {
 /// Anything else returns `None` and goes to std's parser, which decides.
 fn plain_dotted(s: &str) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut groups = split_byte(s, b'.');
-    for o in &mut octets {
-        let g = groups.next()?.as_bytes();
-        if g.is_empty() || g.len() > 3 || (g.len() > 1 && g[0] == b'0') {
+    let (mut n, mut value, mut digits) = (0, 0u16, 0);
+    for c in s.bytes() {
+        if c == b'.' {
+            if digits == 0 || n == 3 {
+                return None;
+            }
+            octets[n] = u8::try_from(value).ok()?;
+            (n, value, digits) = (n + 1, 0, 0);
+            continue;
+        }
+        let d = c.wrapping_sub(b'0');
+        // A digit, at most three per group, and no leading zero.
+        if d > 9 || digits == 3 || (digits == 1 && value == 0) {
             return None;
         }
-        let v = g.iter().fold(0u16, |v, &d| v * 10 + u16::from(d - b'0'));
-        *o = u8::try_from(v).ok()?;
+        value = value * 10 + u16::from(d);
+        digits += 1;
     }
-    groups.next().is_none().then(|| Ipv4Addr::from(octets))
+    if n != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// An IPv4 address in dotted decimal, as `Ipv4Addr`'s `Display` writes it, into a buffer
