@@ -352,7 +352,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let metrics = sip_driver::SharedMetrics::default();
     let (tx, rx) = mpsc::channel(8192);
     let next_conn = Arc::new(AtomicU64::new(1));
-    let udp = Arc::new(udp);
+    // The SIP driver registers the socket with its own thread's runtime.
+    let udp = udp.into_std()?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let http_addr = http.local_addr()?;
@@ -422,17 +423,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         store: store.clone(),
         outbox: outbox.clone(),
     });
-    let mut driver = sip_driver::Driver::new(
-        ep,
-        gateway,
-        udp.clone(),
-        sip_addr,
-        cfg.public_ip,
-        tx.clone(),
-        rx,
-        next_conn.clone(),
-        metrics.clone(),
-    );
+    let driver_tx = tx.clone();
+    let driver_conns = next_conn.clone();
+    let driver_metrics = metrics.clone();
+    let public_ip = cfg.public_ip;
     // Outbound TLS verifies against the system roots: trunks by their host names, other
     // peers by the names dial-out resolved (or their addresses).
     let trunk_names: Vec<(SocketAddr, String)> = trunks
@@ -443,8 +437,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         })
         .map(|(t, addr)| (*addr, t.host().to_owned()))
         .collect();
-    driver = driver.with_tls_client(tls::client_config(None)?, &trunk_names);
-    let tls_names = driver.tls_names();
+    let tls_client = tls::client_config(None)?;
+    let tls_names = sip_driver::TlsNames::default();
+    let driver_tls_names = tls_names.clone();
+    let mut tls_port = None;
     tokio::spawn(sip_driver::accept_loop(
         tcp,
         None,
@@ -454,7 +450,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     ));
     if let Some((listener, server)) = sip_tls {
         let bound = listener.local_addr()?;
-        driver = driver.with_tls_port(bound.port());
+        tls_port = Some(bound.port());
         let acceptor = tokio_rustls::TlsAcceptor::from(server);
         tokio::spawn(sip_driver::accept_loop(
             listener,
@@ -511,10 +507,30 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         signed = cfg.webhook_secret.is_some(),
         "sessions: REST at /openvidu/api"
     );
-    for (t, addr) in trunks.iter().filter(|(t, _)| t.register) {
-        driver.register_trunk(t, *addr);
-    }
-    let driver_task = tokio::spawn(driver.run(stop_rx));
+    let registering: Vec<_> = trunks.iter().filter(|(t, _)| t.register).cloned().collect();
+    let build = move |udp| {
+        let mut driver = sip_driver::Driver::new(
+            ep,
+            gateway,
+            udp,
+            sip_addr,
+            public_ip,
+            driver_tx,
+            rx,
+            driver_conns,
+            driver_metrics,
+        )
+        .with_tls_client(tls_client, &trunk_names)
+        .with_tls_names(driver_tls_names);
+        if let Some(port) = tls_port {
+            driver = driver.with_tls_port(port);
+        }
+        for (t, addr) in &registering {
+            driver.register_trunk(t, *addr);
+        }
+        driver
+    };
+    let driver_task = sip_driver::spawn_thread(udp, build, stop_rx)?;
     wait_for_signal().await;
     tracing::info!("signal received");
     let _ = stop_tx.send(true);

@@ -218,6 +218,20 @@ struct ClockShared {
     beats: watch::Sender<Beat>,
     origin: tokio::time::Instant,
     state: Mutex<ClockState>,
+    /// Where the clock's task runs (see [`spawn_on`]).
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+/// The runtime the clock and its legs run on: the one the clock was made in, whichever
+/// thread starts a leg (the SIP driver has a thread and runtime of its own).
+fn spawn_on(
+    runtime: &Option<tokio::runtime::Handle>,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    match runtime {
+        Some(r) => drop(r.spawn(task)),
+        None => drop(tokio::spawn(task)),
+    }
 }
 
 #[derive(Default)]
@@ -235,6 +249,7 @@ impl MediaClock {
             beats,
             origin,
             state: Mutex::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }))
     }
 
@@ -245,7 +260,7 @@ impl MediaClock {
         state.starting.push((leg, commands));
         if !state.running {
             state.running = true;
-            tokio::spawn(Self::run(self.0.clone()));
+            spawn_on(&self.0.runtime, Self::run(self.0.clone()));
         }
     }
 

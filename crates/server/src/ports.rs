@@ -58,6 +58,8 @@ pub(crate) struct PortPool {
     parked: VecDeque<(Instant, PortPair)>,
     parked_cap: usize,
     returns: Returns,
+    /// The runtime new sockets register with: the one the pool was made in.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl PortPool {
@@ -74,6 +76,7 @@ impl PortPool {
             parked: VecDeque::new(),
             parked_cap: (range_pairs(lo, hi) / 2).min(openable as usize / 2),
             returns: Returns::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -157,6 +160,9 @@ impl PortPool {
             if self.in_use.contains(&port) {
                 continue;
             }
+            // The sockets belong to the runtime the media legs run on (the pool's), not to
+            // the SIP driver's, which allocates from its own thread.
+            let _runtime = self.runtime.as_ref().map(tokio::runtime::Handle::enter);
             let Some(rtp) = bind(SocketAddr::new(ip, port)) else {
                 continue;
             };

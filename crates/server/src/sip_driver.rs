@@ -220,9 +220,14 @@ impl<A: App> Driver<A> {
         self
     }
 
-    /// The server names to verify per remote address on outbound TLS, to add to later.
-    pub(crate) fn tls_names(&self) -> TlsNames {
-        self.tls_names.clone()
+    /// Shares `names` as the server names to verify per remote address on outbound TLS, so
+    /// others (dial-out) can add to them after the driver has moved to its thread.
+    pub(crate) fn with_tls_names(mut self, names: TlsNames) -> Self {
+        if let (Ok(mut to), Ok(from)) = (names.lock(), self.tls_names.lock()) {
+            to.extend(from.iter().map(|(a, n)| (*a, n.clone())));
+        }
+        self.tls_names = names;
+        self
     }
 
     /// Our address as `remote` should see it: the public IP if configured, else the bound
@@ -523,6 +528,45 @@ impl<A: App> Driver<A> {
             m.panics = self.panics;
         }
     }
+}
+
+/// Runs a driver on a thread of its own with a single-threaded runtime, and resolves when it
+/// has stopped. The SIP socket is registered with that runtime, so a datagram wakes that one
+/// thread, which keeps the endpoint's tables in its core's caches (on the shared runtime the
+/// driver moved between workers, and each wake could cross threads). `build` makes the
+/// driver on that thread from the socket; what the app spawns for media it places on the
+/// runtime it was made in (see `media::MediaClock`).
+pub(crate) fn spawn_thread<A, B>(
+    udp: std::net::UdpSocket,
+    build: B,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<tokio::sync::oneshot::Receiver<A>>
+where
+    A: App + Send + 'static,
+    B: FnOnce(Arc<UdpSocket>) -> Driver<A> + Send + 'static,
+{
+    let (done, wait) = tokio::sync::oneshot::channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("phonebridge-sip".into())
+        .spawn(move || {
+            let app = runtime.block_on(async move {
+                let udp = match UdpSocket::from_std(udp) {
+                    Ok(u) => u,
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIP socket unusable on its thread");
+                        return None;
+                    }
+                };
+                Some(build(Arc::new(udp)).run(shutdown).await)
+            });
+            if let Some(app) = app {
+                let _ = done.send(app);
+            }
+        })?;
+    Ok(wait)
 }
 
 /// Runs `f`; a panic inside is logged and counted instead of ending the server. The input
