@@ -230,6 +230,10 @@ impl NameAddr {
 
     /// Parses a comma-separated list (Contact, Route, Record-Route).
     pub fn parse_list(s: &str) -> Result<Vec<NameAddr>, SyntaxError> {
+        if find_byte(s, b',').is_none() {
+            // One address, as nearly every Contact and Route line holds.
+            return NameAddr::parse(s).map(|a| vec![a]);
+        }
         crate::text::split_commas(s)
             .into_iter()
             .map(NameAddr::parse)
@@ -342,10 +346,6 @@ impl Contact {
     pub fn parse(s: &str) -> Result<Contact, SyntaxError> {
         if s.trim() == "*" {
             return Ok(Contact::Star);
-        }
-        if find_byte(s, b',').is_none() {
-            // One address, as nearly every Contact holds.
-            return NameAddr::parse(s).map(|a| Contact::Addrs(vec![a]));
         }
         NameAddr::parse_list(s).map(Contact::Addrs)
     }

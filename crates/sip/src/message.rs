@@ -325,7 +325,7 @@ impl Response {
     pub fn encode(&self) -> Vec<u8> {
         let mut start = String::with_capacity(16 + self.reason.len());
         start.push_str("SIP/2.0 ");
-        crate::transaction::push_decimal(&mut start, self.status.into());
+        crate::text::push_decimal(&mut start, self.status.into());
         start.push(' ');
         start.push_str(&self.reason);
         start.push_str("\r\n");
@@ -387,7 +387,7 @@ fn encode(start: &[u8], headers: &Headers, body: &[u8]) -> Vec<u8> {
     }
     let mut length = String::with_capacity(24);
     length.push_str("Content-Length: ");
-    crate::transaction::push_decimal(&mut length, u32::try_from(body.len()).unwrap_or(u32::MAX));
+    crate::text::push_decimal(&mut length, u32::try_from(body.len()).unwrap_or(u32::MAX));
     length.push_str("\r\n\r\n");
     out.extend_from_slice(length.as_bytes());
     out.extend_from_slice(body);

@@ -120,7 +120,7 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Where ASCII byte `b` first occurs in `s`. A plain scan: header values are short, and
+/// Where ASCII byte `b` first occurs in `s` ([`find_in`]): header values are short, and
 /// `str::find` spends more setting up its search than this spends searching. Any position
 /// it returns is a char boundary (UTF-8 never uses ASCII bytes inside a character).
 #[inline]
@@ -147,6 +147,14 @@ pub(crate) fn find_in(buf: &[u8], from: usize, b: u8) -> Option<usize> {
         i += 8;
     }
     buf.get(i..)?.iter().position(|&c| c == b).map(|p| i + p)
+}
+
+/// Appends `n` in decimal.
+pub(crate) fn push_decimal(k: &mut String, n: u32) {
+    if n >= 10 {
+        push_decimal(k, n / 10);
+    }
+    k.push(char::from(b'0' + (n % 10) as u8));
 }
 
 /// `s` split around the first ASCII byte `b`.
@@ -251,8 +259,7 @@ impl<'a> Scanner<'a> {
     pub(crate) fn eat_sep(&mut self, c: char) -> bool {
         let save = self.pos;
         self.skip_ws();
-        if c.is_ascii() && self.peek_byte() == Some(c as u8) {
-            self.pos += 1;
+        if self.eat(c) {
             self.skip_ws();
             true
         } else {

@@ -580,7 +580,7 @@ impl TxKey {
                 crate::uri::Host::Ip(ip) => crate::uri::push_ip(&mut k, *ip),
             }
             k.push(':');
-            push_decimal(&mut k, via.port.unwrap_or(5060).into());
+            crate::text::push_decimal(&mut k, via.port.unwrap_or(5060).into());
             k[sent_by..].make_ascii_lowercase();
             k.push('\x00');
             k.push_str(method);
@@ -610,14 +610,6 @@ impl TxKey {
     pub fn for_sent(branch: &str, method: &Method) -> TxKey {
         TxKey(format!("c\x00{branch}\x00{}", Self::method_class(method)))
     }
-}
-
-/// Appends `n` in decimal.
-pub(crate) fn push_decimal(k: &mut String, n: u32) {
-    if n >= 10 {
-        push_decimal(k, n / 10);
-    }
-    k.push(char::from(b'0' + (n % 10) as u8));
 }
 
 #[cfg(test)]

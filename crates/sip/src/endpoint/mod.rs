@@ -767,7 +767,7 @@ impl Endpoint {
         c.push_str("<sip:phonebridge@");
         crate::uri::push_ip(&mut c, peer.local.ip());
         c.push(':');
-        crate::transaction::push_decimal(&mut c, peer.local.port().into());
+        crate::text::push_decimal(&mut c, peer.local.port().into());
         // `sip:` with transport=tls rather than `sips:` for TLS: the form peers interoperate
         // with (a `sips:` Contact makes some UAs, e.g. baresip 1.0, fail the ACK).
         c.push_str(match peer.transport {

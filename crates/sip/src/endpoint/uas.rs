@@ -498,7 +498,7 @@ impl Endpoint {
         if let Some((n, we_refresh, caller_supports)) = timer {
             let who = if we_refresh { "uas" } else { "uac" };
             let mut se = String::with_capacity(24);
-            crate::transaction::push_decimal(&mut se, n);
+            crate::text::push_decimal(&mut se, n);
             se.push_str(";refresher=");
             se.push_str(who);
             resp.headers.push(HeaderName::SESSION_EXPIRES, se);
