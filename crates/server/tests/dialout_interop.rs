@@ -161,6 +161,10 @@ fn a_placed_call_is_heard_in_the_session_during_early_media_and_after_the_answer
     assert_eq!(early_rec["sipStatus"], 183, "{early_rec}");
     assert!(early_rec["answeredAt"].is_null());
     assert_eq!(early_rec["media"]["audioCodec"], "PCMA");
+    assert!(
+        early_rec["connectionId"].is_string(),
+        "an early call is a participant: {early_rec}"
+    );
     let answered_rec = wait_status(&server, &id, "answered", Duration::from_secs(10));
     assert_eq!(answered_rec["sipStatus"], 200);
     assert_eq!(

@@ -199,13 +199,12 @@ impl Gateway {
         // The first provisional (other than 100) is announced once.
         let first = d.record.sip_status.is_none();
         d.record.sip_status = Some(status);
+        // With usable early media the phone joins the session now; the record says `early`
+        // once it is a participant there (see `joined`).
+        let mut early = d.record.status == CallStatus::Early;
         if !body.iter().all(u8::is_ascii_whitespace) {
             match self.accept_answer(ep, now, h, body) {
-                Ok(()) => {
-                    if let Some(d) = self.calls.get_mut(&h).and_then(Call::bridged) {
-                        d.record.status = CallStatus::Early;
-                    }
-                }
+                Ok(()) => early = true,
                 Err(why) => tracing::info!(%why, "early media SDP unusable; still ringing"),
             }
         }
@@ -218,7 +217,7 @@ impl Gateway {
             self.webhook(r.webhook(
                 "sipCallRinging",
                 now_ms(),
-                json!({"sipStatus": status, "earlyMedia": r.status == CallStatus::Early}),
+                json!({"sipStatus": status, "earlyMedia": early}),
             ));
         }
     }

@@ -752,6 +752,9 @@ impl Gateway {
                 d.record.connection_id = Some(connection.clone());
                 if !d.outbound() {
                     d.record.status = CallStatus::Answered;
+                } else if d.placed_unanswered() {
+                    // A call we placed joins before the answer only for its early media.
+                    d.record.status = CallStatus::Early;
                 }
                 d.connection = Some(connection.clone());
                 d.menu = None;
