@@ -244,7 +244,11 @@ impl Gateway {
         if !d.record.is_live() {
             return;
         }
-        d.record.status = CallStatus::Answered;
+        // `answered` once the phone is also a participant; without early media it joins
+        // now (see `joined`).
+        if d.connection.is_some() {
+            d.record.status = CallStatus::Answered;
+        }
         d.record.answered_at = Some(now_ms());
         d.record.sip_status = Some(200);
         d.ring_deadline = None;

@@ -750,12 +750,12 @@ impl Gateway {
             (Ok((connection, stream)), Some(hub), Some(leg)) => {
                 tracing::info!(call = %d.record.id, %connection, %stream, "phone joined the session");
                 d.record.connection_id = Some(connection.clone());
-                if !d.outbound() {
-                    d.record.status = CallStatus::Answered;
-                } else if d.placed_unanswered() {
-                    // A call we placed joins before the answer only for its early media.
-                    d.record.status = CallStatus::Early;
-                }
+                // A call we placed joins before its answer only for early media.
+                d.record.status = if d.placed_unanswered() {
+                    CallStatus::Early
+                } else {
+                    CallStatus::Answered
+                };
                 d.connection = Some(connection.clone());
                 d.menu = None;
                 let r = d.record.clone();
