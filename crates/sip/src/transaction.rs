@@ -260,6 +260,19 @@ impl Transaction {
         self.final_status
     }
 
+    /// Whether every timer still armed only ends the transaction (D, I, J, K, L, M): what
+    /// remains is absorbing retransmissions, so firing a little late changes nothing on the
+    /// wire.
+    pub fn winding_down(&self) -> bool {
+        TIMERS.iter().zip(&self.deadlines).all(|(t, d)| {
+            d.is_none()
+                || matches!(
+                    t,
+                    Timer::D | Timer::I | Timer::J | Timer::K | Timer::L | Timer::M
+                )
+        })
+    }
+
     fn arm(&mut self, t: Timer, at: Instant) {
         self.deadlines[t as usize] = Some(at);
     }
@@ -393,6 +406,8 @@ impl Transaction {
     pub fn send_response(&mut self, now: Instant, resp: &Response) {
         let status = resp.status;
         let bytes = resp.encode();
+        // Any response of ours makes the automatic 100 Trying moot.
+        self.deadlines[Timer::Trying as usize] = None;
         if status >= 200 {
             // Only bytes are resent from now on.
             self.request = None;

@@ -292,6 +292,39 @@ fn invite_server_absorbs_retransmitted_invite_with_last_response() {
 }
 
 #[test]
+fn an_invite_answered_at_once_keeps_only_its_wind_down_timer() {
+    let t0 = Instant::now();
+    let r = req(INVITE);
+    let mut tx = Transaction::server(
+        t0,
+        std::sync::Arc::new(r.clone()),
+        false,
+        TimerConfig::default(),
+    );
+    // Before the answer: the 100 Trying is due at 200 ms.
+    assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_millis(200)));
+    assert!(!tx.winding_down());
+    tx.send_response(t0 + Duration::from_millis(5), &response(&r, 200));
+    // Answered: no 100 Trying any more, only Timer L (64*T1) that ends the transaction.
+    assert_eq!(
+        tx.poll_timeout(),
+        Some(t0 + Duration::from_millis(5) + Duration::from_secs(32))
+    );
+    assert!(tx.winding_down());
+    // A non-2xx final keeps retransmitting until the ACK: not winding down.
+    let mut rejected = Transaction::server(
+        t0,
+        std::sync::Arc::new(r.clone()),
+        false,
+        TimerConfig::default(),
+    );
+    rejected.send_response(t0, &response(&r, 486));
+    assert!(!rejected.winding_down());
+    rejected.handle_retransmitted_request(t0, &phonebridge_sip::Method::Ack);
+    assert!(rejected.winding_down(), "Confirmed: only Timer I is left");
+}
+
+#[test]
 fn non_invite_server_answers_retransmissions_then_timer_j() {
     let t0 = Instant::now();
     let r = req(OPTIONS);

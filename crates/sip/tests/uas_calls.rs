@@ -283,6 +283,39 @@ fn options_lists_what_we_allow_accept_and_support() {
 }
 
 #[test]
+fn transactions_that_wind_down_together_end_in_one_wake_up() {
+    use std::time::Duration;
+    let mut h = Harness::udp();
+    let options = |i: u32| {
+        format!("OPTIONS sip:x@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKw{i}\nMax-Forwards: 70\nFrom: <sip:a@192.0.2.10>;tag=x\nTo: <sip:x@127.0.0.1>\nCall-ID: w{i}\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n")
+    };
+    // Ten answered requests 10 ms apart: each transaction then only absorbs retransmissions
+    // for 64*T1 (Timer J).
+    for i in 0..10 {
+        h.recv(&options(i));
+        h.now += Duration::from_millis(10);
+    }
+    assert_eq!(h.sent_starting("SIP/2.0 200").len(), 10);
+    assert_eq!(h.ep.active_transactions(), 10);
+    // Timer J is never early: nothing ends before 32 s after the first answer.
+    let first = h.ep.poll_timeout().unwrap();
+    assert!(first >= h.t0 + Duration::from_secs(32));
+    // They end on a quarter-second grid: at most two wake-ups for the ten, the last at most
+    // a quarter second after the last Timer J.
+    let mut wakes = Vec::new();
+    while let Some(t) = h.ep.poll_timeout() {
+        h.now = t;
+        h.ep.handle_timeout(t);
+        wakes.push(t);
+        assert!(wakes.len() <= 2, "one wake-up per step: {wakes:?}");
+    }
+    assert_eq!(h.ep.active_transactions(), 0);
+    let last = *wakes.last().unwrap();
+    assert!(last >= h.t0 + Duration::from_millis(90) + Duration::from_secs(32));
+    assert!(last <= h.t0 + Duration::from_millis(90) + Duration::from_millis(32_250));
+}
+
+#[test]
 fn unknown_method_gets_501_and_known_unserved_gets_405() {
     let mut h = Harness::udp();
     let req = |m: &str| {

@@ -214,9 +214,25 @@ enum TimerRef {
 /// ends, so the set stays as large as what is alive (a call's session-refresh deadline half
 /// an hour away leaves with the call).
 #[derive(Debug, Default)]
-struct Deadlines(BTreeSet<(Instant, TimerRef)>);
+struct Deadlines(BTreeSet<(Instant, TimerRef)>, Option<Instant>);
+
+/// The grid that deadlines which only end a transaction are rounded up to: the many
+/// transactions that finish absorbing retransmissions within one step end in one wake-up
+/// (about four a second under load, rather than one per transaction).
+const WIND_DOWN_STEP: Duration = Duration::from_millis(250);
 
 impl Deadlines {
+    /// `t` rounded up to the next step of the wind-down grid (which starts at the first
+    /// time it is asked for).
+    fn coarse(&mut self, t: Instant) -> Instant {
+        let origin = *self.1.get_or_insert(t);
+        let step = WIND_DOWN_STEP.as_nanos();
+        let since = t.saturating_duration_since(origin).as_nanos();
+        let steps = since.div_ceil(step);
+        let rounded = Duration::from_nanos(u64::try_from(steps * step).unwrap_or(u64::MAX));
+        origin + rounded
+    }
+
     /// Moves `r` from deadline `old` (what it was last given) to `new`.
     fn set(&mut self, r: TimerRef, old: Option<Instant>, new: Option<Instant>) {
         if old == new {
@@ -597,6 +613,10 @@ impl Endpoint {
             events.push(ev);
         }
         let next = e.tx.poll_timeout();
+        let next = match next {
+            Some(t) if e.tx.winding_down() => Some(self.timers.coarse(t)),
+            other => other,
+        };
         self.timers.set(TimerRef::Tx(id), e.scheduled, next);
         e.scheduled = next;
         let owner = e.owner;
