@@ -1,6 +1,7 @@
 //! The session description (RFC 4566) as phones and trunks write it: parsed leniently, printed
 //! canonically, with every line we do not interpret kept so that it survives a round trip.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
@@ -53,17 +54,28 @@ pub struct Origin {
 /// `c=<nettype> <addrtype> <address>` (the address may carry a multicast TTL suffix).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Connection {
-    pub net_type: String,
-    pub addr_type: String,
+    pub net_type: Cow<'static, str>,
+    pub addr_type: Cow<'static, str>,
     pub address: String,
+}
+
+/// `token` as a shared constant when it is one of the usual `c=`/`o=` field values, which
+/// nearly every description uses; otherwise a copy.
+fn common(token: &str) -> Cow<'static, str> {
+    match token {
+        "IN" => Cow::Borrowed("IN"),
+        "IP4" => Cow::Borrowed("IP4"),
+        "IP6" => Cow::Borrowed("IP6"),
+        other => Cow::Owned(other.to_owned()),
+    }
 }
 
 impl Connection {
     /// `IN IP4|IP6 <ip>` for a local address.
     pub fn from_ip(ip: IpAddr) -> Self {
         Connection {
-            net_type: "IN".into(),
-            addr_type: if ip.is_ipv4() { "IP4" } else { "IP6" }.into(),
+            net_type: Cow::Borrowed("IN"),
+            addr_type: Cow::Borrowed(if ip.is_ipv4() { "IP4" } else { "IP6" }),
             address: ip.to_string(),
         }
     }
@@ -77,8 +89,8 @@ impl Connection {
     fn parse(value: &str) -> Option<Self> {
         let mut it = value.split_ascii_whitespace();
         let c = Connection {
-            net_type: it.next()?.to_owned(),
-            addr_type: it.next()?.to_owned(),
+            net_type: common(it.next()?),
+            addr_type: common(it.next()?),
             address: it.next()?.to_owned(),
         };
         it.next().is_none().then_some(c)
@@ -322,8 +334,8 @@ impl SessionDescription {
                 session_id: String::new(),
                 version: String::new(),
                 address: Connection {
-                    net_type: String::new(),
-                    addr_type: String::new(),
+                    net_type: Cow::Borrowed(""),
+                    addr_type: Cow::Borrowed(""),
                     address: String::new(),
                 },
             },
@@ -406,20 +418,19 @@ impl SessionDescription {
 }
 
 fn parse_origin(value: &str) -> Option<Origin> {
-    let f: Vec<&str> = value.split_ascii_whitespace().collect();
-    let [username, session_id, version, net, addr_type, address] = f.as_slice() else {
-        return None;
-    };
-    Some(Origin {
-        username: (*username).to_owned(),
-        session_id: (*session_id).to_owned(),
-        version: (*version).to_owned(),
+    let mut f = value.split_ascii_whitespace();
+    let mut field = || f.next();
+    let origin = Origin {
+        username: field()?.to_owned(),
+        session_id: field()?.to_owned(),
+        version: field()?.to_owned(),
         address: Connection {
-            net_type: (*net).to_owned(),
-            addr_type: (*addr_type).to_owned(),
-            address: (*address).to_owned(),
+            net_type: common(field()?),
+            addr_type: common(field()?),
+            address: field()?.to_owned(),
         },
-    })
+    };
+    field().is_none().then_some(origin)
 }
 
 fn parse_media(value: &str) -> Option<Media> {

@@ -53,7 +53,6 @@ pub struct Challenge {
 /// `name=value` pairs of an auth header after its scheme, values unquoted.
 fn auth_params(rest: &str) -> Vec<(String, String)> {
     split_commas(rest)
-        .into_iter()
         .filter_map(|p| {
             let (n, v) = p.split_once('=')?;
             let v = v.trim();

@@ -11,6 +11,10 @@ use crate::uri::{Host, Params, Uri};
 fn parse_params(sc: &mut Scanner<'_>) -> Result<Params, SyntaxError> {
     let mut params = Params::new();
     while sc.eat_sep(';') {
+        if params.is_empty() {
+            // Parameters end the value: what is left bounds their text.
+            params = Params::with_capacity(sc.rest().len() + 1);
+        }
         let name = sc
             .token()
             .ok_or(SyntaxError::new("empty or bad parameter"))?;
@@ -31,11 +35,11 @@ fn parse_params(sc: &mut Scanner<'_>) -> Result<Params, SyntaxError> {
                 sc.token()
                     .ok_or(SyntaxError::new("empty parameter value"))?
             };
-            Some(v.to_owned())
+            Some(v)
         } else {
             None
         };
-        params.push(name.to_owned(), value);
+        params.push(name, value);
     }
     Ok(params)
 }
@@ -234,10 +238,7 @@ impl NameAddr {
             // One address, as nearly every Contact and Route line holds.
             return NameAddr::parse(s).map(|a| vec![a]);
         }
-        crate::text::split_commas(s)
-            .into_iter()
-            .map(NameAddr::parse)
-            .collect()
+        crate::text::split_commas(s).map(NameAddr::parse).collect()
     }
 }
 

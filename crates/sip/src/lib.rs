@@ -34,5 +34,5 @@ pub use headers::{CSeq, Contact, NameAddr, Via};
 pub use message::{Headers, Message, Method, Request, Response};
 pub use parse::{parse_datagram, Frame, Limits, StreamFramer};
 pub use text::{quote, unescape, unquote};
-pub use uri::{Host, Params, SipUri, Uri};
+pub use uri::{Host, ParamIter, Params, SipUri, Uri};
 pub use validate::{check_request, check_response, Envelope, UasPolicy};

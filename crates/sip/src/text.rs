@@ -362,31 +362,51 @@ pub fn quote(s: &str) -> String {
 }
 
 /// Splits a header value at top-level commas (outside quotes and `<>`), trimming each part.
-pub(crate) fn split_commas(v: &str) -> Vec<&str> {
-    if find_byte(v, b',').is_none() {
+pub(crate) fn split_commas(v: &str) -> Commas<'_> {
+    Commas {
+        rest: Some(v),
         // No comma at all, so no quoting to follow: the common single value.
-        return vec![v.trim_matches([' ', '\t'])];
+        single: find_byte(v, b',').is_none(),
     }
-    let mut parts = Vec::new();
-    let b = v.as_bytes();
-    let (mut start, mut i) = (0, 0);
-    let (mut in_q, mut in_angle) = (false, false);
-    while i < b.len() {
-        match b[i] {
-            b'\\' if in_q => i += 1,
-            b'"' => in_q = !in_q,
-            b'<' if !in_q => in_angle = true,
-            b'>' if !in_q => in_angle = false,
-            b',' if !in_q && !in_angle => {
-                parts.push(v[start..i].trim_matches([' ', '\t']));
-                start = i + 1;
-            }
-            _ => {}
+}
+
+/// The parts of [`split_commas`], found as they are asked for.
+#[derive(Debug, Clone)]
+pub(crate) struct Commas<'a> {
+    rest: Option<&'a str>,
+    single: bool,
+}
+
+impl<'a> Iterator for Commas<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let v = self.rest?;
+        let trim = |p: &'a str| p.trim_matches([' ', '\t']);
+        if self.single {
+            self.rest = None;
+            return Some(trim(v));
         }
-        i += 1;
+        let b = v.as_bytes();
+        let (mut in_q, mut in_angle) = (false, false);
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'\\' if in_q => i += 1,
+                b'"' => in_q = !in_q,
+                b'<' if !in_q => in_angle = true,
+                b'>' if !in_q => in_angle = false,
+                b',' if !in_q && !in_angle => {
+                    self.rest = Some(&v[i + 1..]);
+                    return Some(trim(&v[..i]));
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        self.rest = None;
+        Some(trim(v))
     }
-    parts.push(v[start..].trim_matches([' ', '\t']));
-    parts
 }
 
 #[cfg(test)]
@@ -443,7 +463,7 @@ mod tests {
     #[test]
     fn commas_respect_quotes_and_angles() {
         assert_eq!(
-            split_commas(r#""a, b" <sip:x@y;p=1,2>, <sip:z>"#),
+            split_commas(r#""a, b" <sip:x@y;p=1,2>, <sip:z>"#).collect::<Vec<_>>(),
             vec![r#""a, b" <sip:x@y;p=1,2>"#, "<sip:z>"]
         );
     }

@@ -363,8 +363,10 @@ impl Transaction {
         let mut ack = Request::new(Method::Ack, req.uri.clone());
         let h = &req.headers;
         if let Some(via) = h.get(&HeaderName::VIA) {
-            ack.headers
-                .push(HeaderName::VIA, crate::text::split_commas(via)[0]);
+            ack.headers.push(
+                HeaderName::VIA,
+                crate::text::split_commas(via).next().unwrap_or_default(),
+            );
         }
         ack.headers.copy_from(h, &HeaderName::ROUTE);
         ack.headers.push(HeaderName::MAX_FORWARDS, "70");

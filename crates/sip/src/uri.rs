@@ -11,20 +11,28 @@ use crate::text::{
 
 /// An ordered list of `;name[=value]` parameters. Values are kept as received
 /// (quoted strings keep their quotes) so printing reproduces the input.
+///
+/// The list is held as its printed text (`;name=value;flag`), one buffer for all of it:
+/// headers carry one to three parameters, and reading one back scans a few dozen bytes,
+/// where a string per name and value cost an allocation each.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params(Vec<(String, Option<String>)>);
+pub struct Params(String);
 
 impl Params {
     pub fn new() -> Self {
-        Params(Vec::new())
+        Params(String::new())
+    }
+
+    /// An empty list with room for `bytes` of parameter text.
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        Params(String::with_capacity(bytes))
     }
 
     /// The value of parameter `name` (case-insensitive): `Some(None)` for a flag parameter.
     pub fn get(&self, name: &str) -> Option<Option<&str>> {
-        self.0
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_deref())
+            .map(|(_, v)| v)
     }
 
     /// The value of `name`, with surrounding quotes removed.
@@ -42,43 +50,96 @@ impl Params {
 
     /// Sets `name` (replacing an existing value, keeping its position).
     pub fn set(&mut self, name: &str, value: Option<&str>) {
-        let value = value.map(str::to_owned);
-        match self
-            .0
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((name.to_owned(), value)),
+        if !self.contains(name) {
+            self.push(name, value);
+            return;
         }
+        let mut out = Params::with_capacity(self.0.len() + value.map_or(0, str::len) + 1);
+        for (n, v) in self.iter() {
+            if n.eq_ignore_ascii_case(name) {
+                out.push(n, value);
+            } else {
+                out.push(n, v);
+            }
+        }
+        *self = out;
     }
 
     pub fn remove(&mut self, name: &str) {
-        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        if !self.contains(name) {
+            return;
+        }
+        let mut out = Params::with_capacity(self.0.len());
+        for (n, v) in self.iter().filter(|(n, _)| !n.eq_ignore_ascii_case(name)) {
+            out.push(n, v);
+        }
+        *self = out;
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
-        self.0.iter().map(|(n, v)| (n.as_str(), v.as_deref()))
+    pub fn iter(&self) -> ParamIter<'_> {
+        ParamIter(&self.0)
     }
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub(crate) fn push(&mut self, name: String, value: Option<String>) {
-        self.0.push((name, value));
+    /// Appends `;name[=value]`; both are checked by the caller (a token, or a value that is
+    /// a token, a bracketed IPv6 reference or a complete quoted string).
+    pub(crate) fn push(&mut self, name: &str, value: Option<&str>) {
+        self.0.push(';');
+        self.0.push_str(name);
+        if let Some(v) = value {
+            self.0.push('=');
+            self.0.push_str(v);
+        }
     }
+}
+
+/// The parameters of a [`Params`] in order, as `(name, value)`.
+#[derive(Debug, Clone)]
+pub struct ParamIter<'a>(&'a str);
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = (&'a str, Option<&'a str>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // The text is ours: `;name` then `=value` or not; only a quoted value may hold `;`.
+        let rest = self.0.strip_prefix(';')?;
+        let mut end = find_byte(rest, b';').unwrap_or(rest.len());
+        let (name, value) = match find_byte(&rest[..end], b'=') {
+            None => (&rest[..end], None),
+            Some(eq) => {
+                if rest.as_bytes().get(eq + 1) == Some(&b'"') {
+                    end = eq + 1 + quoted_len(&rest[eq + 1..]);
+                    end += find_byte(&rest[end..], b';').unwrap_or(rest.len() - end);
+                }
+                (&rest[..eq], Some(&rest[eq + 1..end]))
+            }
+        };
+        self.0 = &rest[end..];
+        Some((name, value))
+    }
+}
+
+/// The length of the quoted string `s` starts with, both quotes included (all of `s` if
+/// it is unterminated).
+fn quoted_len(s: &str) -> usize {
+    let b = s.as_bytes();
+    let mut i = 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
 }
 
 impl fmt::Display for Params {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, v) in &self.0 {
-            match v {
-                Some(v) => write!(f, ";{n}={v}")?,
-                None => write!(f, ";{n}")?,
-            }
-        }
-        Ok(())
+        f.write_str(&self.0)
     }
 }
 
@@ -282,7 +343,7 @@ impl SipUri {
         let hostport = segs.next().unwrap_or_default();
         let (host_s, port) = split_host_port(hostport)?;
         let host = Host::parse(host_s)?;
-        let mut params = Params::new();
+        let mut params = Params::with_capacity(hostport_params.len() - hostport.len());
         for seg in segs {
             let (n, v) = match find_byte(seg, b'=') {
                 Some(e) => (&seg[..e], Some(&seg[e + 1..])),
@@ -296,7 +357,7 @@ impl SipUri {
                     return Err(SyntaxError::new("bad URI parameter value"));
                 }
             }
-            params.push(n.to_owned(), v.map(str::to_owned));
+            params.push(n, v);
         }
         let mut headers = Vec::new();
         if let Some(hp) = headers_part {
@@ -459,6 +520,55 @@ impl std::str::FromStr for Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn params_read_back_quoted_values_flags_and_brackets_in_order() {
+        let na = crate::NameAddr::parse(
+            r#"<sip:a@h>;tag=x1 ; reason="a;b=\"c\";d" ;lr;maddr=[2001:db8::1];Q=0.5"#,
+        )
+        .unwrap();
+        let p = &na.params;
+        let all: Vec<_> = p.iter().collect();
+        assert_eq!(
+            all,
+            [
+                ("tag", Some("x1")),
+                ("reason", Some(r#""a;b=\"c\";d""#)),
+                ("lr", None),
+                ("maddr", Some("[2001:db8::1]")),
+                ("Q", Some("0.5")),
+            ]
+        );
+        assert_eq!(p.value("reason"), Some(r#"a;b=\"c\";d"#));
+        assert_eq!(p.get("q"), Some(Some("0.5")), "names are case-insensitive");
+        assert_eq!(p.get("lr"), Some(None));
+        assert_eq!(p.get("d"), None, "inside the quotes is not a parameter");
+        assert_eq!(
+            p.to_string(),
+            r#";tag=x1;reason="a;b=\"c\";d";lr;maddr=[2001:db8::1];Q=0.5"#
+        );
+    }
+
+    #[test]
+    fn params_set_and_remove_keep_the_order_of_the_others() {
+        let mut p = Params::new();
+        assert!(p.is_empty());
+        p.set("branch", Some("z9hG4bK1"));
+        p.set("rport", None);
+        p.set("received", Some("192.0.2.1"));
+        p.set("RPORT", Some("5062"));
+        assert_eq!(
+            p.to_string(),
+            ";branch=z9hG4bK1;rport=5062;received=192.0.2.1"
+        );
+        p.remove("branch");
+        assert_eq!(p.to_string(), ";rport=5062;received=192.0.2.1");
+        p.remove("nothing");
+        p.remove("received");
+        p.remove("rport");
+        assert!(p.is_empty());
+        assert_eq!(p, Params::new());
+    }
 
     #[test]
     fn dotted_quads_parse_as_the_standard_library_parses_them() {

@@ -58,7 +58,7 @@ fn envelope(headers: &crate::message::Headers) -> Result<Envelope, Rejection> {
     }
     // An empty list item (`Via: a,,b`) is as broken as an empty parameter.
     for line in headers.get_all(&HeaderName::VIA) {
-        if crate::text::split_commas(line).iter().any(|p| p.is_empty()) {
+        if crate::text::split_commas(line).any(str::is_empty) {
             return Err(bad("Bad Via header: empty value"));
         }
     }

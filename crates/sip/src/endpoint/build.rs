@@ -63,14 +63,16 @@ pub(crate) fn stamp_via(req: &mut Request, parsed_top: &Via, source: SocketAddr)
     if !needs_received && !wants_rport {
         return;
     }
-    let Some(top) = req
+    let Some(mut top) = req
         .headers
         .get(&HeaderName::VIA)
         .map(crate::text::split_commas)
     else {
         return;
     };
-    let Some(first) = top.first() else { return };
+    let Some(first) = top.next() else {
+        return;
+    };
     let Ok(mut via) = Via::parse(first) else {
         return;
     };
@@ -87,7 +89,7 @@ pub(crate) fn stamp_via(req: &mut Request, parsed_top: &Via, source: SocketAddr)
     if !changed {
         return;
     }
-    let rest: Vec<String> = top[1..].iter().map(|s| s.to_string()).collect();
+    let rest: Vec<String> = top.map(str::to_owned).collect();
     let mut value = via.to_string();
     for r in rest {
         value.push_str(", ");
@@ -128,5 +130,5 @@ pub(crate) fn response_target(source: &Peer, top_via: Option<&Via>) -> Peer {
 /// The top Via of a stamped request, parsed.
 pub(crate) fn top_via(headers: &Headers) -> Option<Via> {
     let v = headers.get(&HeaderName::VIA)?;
-    Via::parse(crate::text::split_commas(v).first()?).ok()
+    Via::parse(crate::text::split_commas(v).next()?).ok()
 }
