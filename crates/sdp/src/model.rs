@@ -22,21 +22,48 @@ pub struct Line {
 /// `a=name[:value]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
-    pub name: String,
+    pub name: Cow<'static, str>,
     pub value: Option<String>,
+}
+
+/// Attribute names that offers and answers carry nearly always, shared rather than copied.
+const COMMON_ATTRIBUTES: [&str; 16] = [
+    "rtpmap",
+    "fmtp",
+    "ptime",
+    "maxptime",
+    "sendrecv",
+    "sendonly",
+    "recvonly",
+    "inactive",
+    "rtcp",
+    "rtcp-mux",
+    "crypto",
+    "ssrc",
+    "mid",
+    "setup",
+    "fingerprint",
+    "candidate",
+];
+
+fn attribute_name(name: &str) -> Cow<'static, str> {
+    match COMMON_ATTRIBUTES.iter().find(|n| **n == name) {
+        Some(n) => Cow::Borrowed(n),
+        None => Cow::Owned(name.to_owned()),
+    }
 }
 
 impl Attribute {
     pub fn flag(name: &str) -> Self {
         Attribute {
-            name: name.to_owned(),
+            name: attribute_name(name),
             value: None,
         }
     }
 
     pub fn new(name: &str, value: impl Into<String>) -> Self {
         Attribute {
-            name: name.to_owned(),
+            name: attribute_name(name),
             value: Some(value.into()),
         }
     }
@@ -45,7 +72,7 @@ impl Attribute {
 /// `o=<username> <sess-id> <sess-version> <nettype> <addrtype> <address>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    pub username: String,
+    pub username: Cow<'static, str>,
     pub session_id: String,
     pub version: String,
     pub address: Connection,
@@ -330,7 +357,7 @@ impl SessionDescription {
         let mut origin = None;
         let mut sd = SessionDescription {
             origin: Origin {
-                username: String::new(),
+                username: Cow::Borrowed(""),
                 session_id: String::new(),
                 version: String::new(),
                 address: Connection {
@@ -421,7 +448,7 @@ fn parse_origin(value: &str) -> Option<Origin> {
     let mut f = value.split_ascii_whitespace();
     let mut field = || f.next();
     let origin = Origin {
-        username: field()?.to_owned(),
+        username: Cow::Owned(field()?.to_owned()),
         session_id: field()?.to_owned(),
         version: field()?.to_owned(),
         address: Connection {
@@ -456,10 +483,7 @@ fn parse_media(value: &str) -> Option<Media> {
 
 fn parse_attribute(value: &str) -> Attribute {
     match value.split_once(':') {
-        Some((name, v)) => Attribute {
-            name: name.to_owned(),
-            value: Some(v.to_owned()),
-        },
+        Some((name, v)) => Attribute::new(name, v),
         None => Attribute::flag(value),
     }
 }
@@ -489,36 +513,57 @@ fn write_extra(out: &mut String, lines: &[Line], ranks: std::ops::RangeInclusive
 
 fn write_attributes(out: &mut String, attrs: &[Attribute]) {
     for a in attrs {
-        match &a.value {
-            Some(v) => {
-                let _ = write!(out, "a={}:{}\r\n", a.name, v);
-            }
-            None => {
-                let _ = write!(out, "a={}\r\n", a.name);
-            }
+        out.push_str("a=");
+        out.push_str(&a.name);
+        if let Some(v) = &a.value {
+            out.push(':');
+            out.push_str(v);
         }
+        out.push_str("\r\n");
     }
 }
 
-impl fmt::Display for SessionDescription {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// Appends `c=`'s three fields (without the `c=`).
+fn push_connection(out: &mut String, c: &Connection) {
+    for (i, field) in [&*c.net_type, &*c.addr_type, &c.address]
+        .into_iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(field);
+    }
+}
+
+impl SessionDescription {
+    /// The description as SDP text (what `Display` prints), built in one buffer.
+    pub fn print(&self) -> String {
         let mut s = String::with_capacity(512);
         let o = &self.origin;
-        let _ = write!(
-            s,
-            "v=0\r\no={} {} {} {}\r\ns={}\r\n",
-            o.username, o.session_id, o.version, o.address, self.name
-        );
+        s.push_str("v=0\r\no=");
+        for field in [&*o.username, &o.session_id, &o.version] {
+            s.push_str(field);
+            s.push(' ');
+        }
+        push_connection(&mut s, &o.address);
+        s.push_str("\r\ns=");
+        s.push_str(&self.name);
+        s.push_str("\r\n");
         write_extra(&mut s, &self.extra, 0..=3);
         if let Some(c) = &self.connection {
-            let _ = write!(s, "c={c}\r\n");
+            s.push_str("c=");
+            push_connection(&mut s, c);
+            s.push_str("\r\n");
         }
         write_extra(&mut s, &self.extra, 5..=5);
         if self.timing.is_empty() {
             s.push_str("t=0 0\r\n");
         }
         for t in &self.timing {
-            let _ = write!(s, "t={t}\r\n");
+            s.push_str("t=");
+            s.push_str(t);
+            s.push_str("\r\n");
         }
         write_extra(&mut s, &self.extra, 7..=10);
         write_attributes(&mut s, &self.attributes);
@@ -527,19 +572,29 @@ impl fmt::Display for SessionDescription {
             if let Some(n) = m.port_count {
                 let _ = write!(s, "/{n}");
             }
-            let _ = write!(s, " {}", m.proto);
+            s.push(' ');
+            s.push_str(&m.proto);
             for fmt in &m.formats {
-                let _ = write!(s, " {fmt}");
+                s.push(' ');
+                s.push_str(fmt);
             }
             s.push_str("\r\n");
             write_extra(&mut s, &m.extra, 0..=0);
             if let Some(c) = &m.connection {
-                let _ = write!(s, "c={c}\r\n");
+                s.push_str("c=");
+                push_connection(&mut s, c);
+                s.push_str("\r\n");
             }
             write_extra(&mut s, &m.extra, 1..=10);
             write_attributes(&mut s, &m.attributes);
         }
-        f.write_str(&s)
+        s
+    }
+}
+
+impl fmt::Display for SessionDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.print())
     }
 }
 

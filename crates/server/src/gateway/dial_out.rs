@@ -153,7 +153,7 @@ impl Gateway {
         let source = req.remote.ip();
         let mut call = self.new_call(caps, ports, local_ip, source, Role::Bridged(bridged));
         let offer = sdp::offer(&call.caps, &call.local(), &call.offer_keys);
-        let body = offer.to_string().into_bytes();
+        let body = offer.print().into_bytes();
         call.offered = Some(offer);
         let dial = Dial {
             uri: req.uri.clone(),

@@ -507,7 +507,7 @@ impl Gateway {
         let sdp_out = if body.iter().all(u8::is_ascii_whitespace) {
             // No offer: we offer in the 200, the answer comes in the ACK.
             let offer = sdp::offer(&call.caps, &call.local(), &call.offer_keys);
-            let text = offer.to_string();
+            let text = offer.print();
             call.offered = Some(offer);
             self.admit(h, call, now);
             text
@@ -524,7 +524,7 @@ impl Gateway {
                         let _ = ep.respond(now, h, 500, None);
                         return;
                     }
-                    sd.to_string()
+                    sd.print()
                 }
                 Err(why) => {
                     tracing::info!(%why, "call refused: unusable offer");
@@ -565,7 +565,7 @@ impl Gateway {
         let local = c.local();
         if body.iter().all(u8::is_ascii_whitespace) {
             let offer = sdp::offer(&c.caps, &local, &c.offer_keys);
-            let text = offer.to_string();
+            let text = offer.print();
             c.offered = Some(offer);
             let _ = ep.answer_offer(now, h, 200, Some(("application/sdp", text.into_bytes())));
             return;
@@ -581,7 +581,7 @@ impl Gateway {
                     now,
                     h,
                     200,
-                    Some(("application/sdp", sd.to_string().into_bytes())),
+                    Some(("application/sdp", sd.print().into_bytes())),
                 );
             }
             Err(why) => {
