@@ -1,5 +1,6 @@
 //! Typed header values, parsed from the raw field text on demand (RFC 3261 §20, §25).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::error::SyntaxError;
@@ -57,10 +58,18 @@ fn expect_end(sc: &mut Scanner<'_>, what: &'static str) -> Result<(), SyntaxErro
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
     /// Upper-cased transport token (`UDP`, `TCP`, `TLS`, `WS`, or an extension).
-    pub transport: String,
+    pub transport: Cow<'static, str>,
     pub host: Host,
     pub port: Option<u16>,
     pub params: Params,
+}
+
+/// An upper-cased Via transport token, shared when it is one of the usual ones.
+fn transport_name(token: &str) -> Cow<'static, str> {
+    ["UDP", "TCP", "TLS", "WS", "WSS", "SCTP"]
+        .into_iter()
+        .find(|t| t.eq_ignore_ascii_case(token))
+        .map_or_else(|| Cow::Owned(token.to_ascii_uppercase()), Cow::Borrowed)
 }
 
 /// The RFC 3261 branch cookie.
@@ -108,7 +117,7 @@ impl Via {
         let params = parse_params(&mut sc)?;
         expect_end(&mut sc, "junk after Via value")?;
         Ok(Via {
-            transport: transport.to_ascii_uppercase(),
+            transport: transport_name(transport),
             host,
             port,
             params,
@@ -130,7 +139,7 @@ impl Via {
     }
 
     pub fn is_reliable(&self) -> bool {
-        !matches!(self.transport.as_str(), "UDP")
+        !matches!(&*self.transport, "UDP")
     }
 }
 

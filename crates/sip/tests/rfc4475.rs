@@ -233,7 +233,7 @@ fn s3_1_1_9_semicolon_separated_params_in_user_part() {
 #[test]
 fn s3_1_1_10_varied_and_unknown_transports() {
     let (_, env) = accepted("transports.dat");
-    let t: Vec<&str> = env.vias.iter().map(|v| v.transport.as_str()).collect();
+    let t: Vec<&str> = env.vias.iter().map(|v| &*v.transport).collect();
     assert_eq!(t, ["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"]);
 }
 
