@@ -1,5 +1,6 @@
 //! The SIP message model: requests, responses, header lists and the printer.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::header::HeaderName;
@@ -283,7 +284,7 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
-    pub reason: String,
+    pub reason: Cow<'static, str>,
     pub headers: Headers,
     pub body: Vec<u8>,
 }
@@ -306,8 +307,10 @@ impl Request {
 
     /// The wire form. Content-Length is always written last and always matches the body.
     pub fn encode(&self) -> Vec<u8> {
-        let start = format!("{} {} SIP/2.0\r\n", self.method, self.uri);
-        encode(start.as_bytes(), &self.headers, &self.body)
+        encode(&self.headers, &self.body, |out| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{} {} SIP/2.0\r\n", self.method, self.uri);
+        })
     }
 }
 
@@ -315,7 +318,7 @@ impl Response {
     pub fn new(status: u16) -> Self {
         Response {
             status,
-            reason: default_reason(status).to_owned(),
+            reason: Cow::Borrowed(default_reason(status)),
             // Via, From, To, Call-ID, CSeq and a few of ours: sized once.
             headers: Headers::with_capacity(12),
             body: Vec::new(),
@@ -323,13 +326,13 @@ impl Response {
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut start = String::with_capacity(16 + self.reason.len());
-        start.push_str("SIP/2.0 ");
-        crate::text::push_decimal(&mut start, self.status.into());
-        start.push(' ');
-        start.push_str(&self.reason);
-        start.push_str("\r\n");
-        encode(start.as_bytes(), &self.headers, &self.body)
+        encode(&self.headers, &self.body, |out| {
+            out.push_str("SIP/2.0 ");
+            crate::text::push_decimal(out, self.status.into());
+            out.push(' ');
+            out.push_str(&self.reason);
+            out.push_str("\r\n");
+        })
     }
 
     pub fn is_provisional(&self) -> bool {
@@ -371,25 +374,27 @@ impl Message {
     }
 }
 
-fn encode(start: &[u8], headers: &Headers, body: &[u8]) -> Vec<u8> {
-    // Each field adds its name, ": " and CRLF to its value.
-    let size = start.len() + headers.text.len() + 24 * headers.len() + body.len() + 24;
-    let mut out = Vec::with_capacity(size);
-    out.extend_from_slice(start);
+/// A message's bytes: the start line `start` writes, the header fields, a Content-Length
+/// computed from `body`, then the body, in one buffer sized up front.
+fn encode(headers: &Headers, body: &[u8], start: impl FnOnce(&mut String)) -> Vec<u8> {
+    // The start line is under 128 bytes but for a long Request-URI; each field adds its
+    // name, ": " and CRLF to its value.
+    let size = 128 + headers.text.len() + 24 * headers.len() + body.len() + 24;
+    let mut out = String::with_capacity(size);
+    start(&mut out);
     for (n, v) in headers.iter() {
         if *n == HeaderName::CONTENT_LENGTH {
             continue;
         }
-        out.extend_from_slice(n.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        out.push_str(n.as_str());
+        out.push_str(": ");
+        out.push_str(v);
+        out.push_str("\r\n");
     }
-    let mut length = String::with_capacity(24);
-    length.push_str("Content-Length: ");
-    crate::text::push_decimal(&mut length, u32::try_from(body.len()).unwrap_or(u32::MAX));
-    length.push_str("\r\n\r\n");
-    out.extend_from_slice(length.as_bytes());
+    out.push_str("Content-Length: ");
+    crate::text::push_decimal(&mut out, u32::try_from(body.len()).unwrap_or(u32::MAX));
+    out.push_str("\r\n\r\n");
+    let mut out = out.into_bytes();
     out.extend_from_slice(body);
     out
 }

@@ -251,7 +251,7 @@ fn parse_status_line(rest: &str, headers: Headers, body: Vec<u8>) -> Result<Mess
     }
     Ok(Message::Response(Response {
         status,
-        reason: reason.to_owned(),
+        reason: reason.to_owned().into(),
         headers,
         body,
     }))

@@ -83,7 +83,7 @@ fn message() -> impl Strategy<Value = Message> {
         }),
         (100u16..700, "[ -~]{0,20}", headers(), body()).prop_map(|(s, reason, h, b)| {
             let mut r = Response::new(s);
-            r.reason = reason.trim().to_owned();
+            r.reason = reason.trim().to_owned().into();
             r.headers = to_headers(h);
             r.body = b;
             Message::Response(r)

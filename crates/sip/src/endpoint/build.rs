@@ -19,7 +19,7 @@ pub(crate) fn response_from_headers(
 ) -> Response {
     let mut r = Response::new(status);
     if let Some(reason) = reason {
-        r.reason = reason.to_owned();
+        r.reason = reason.to_owned().into();
     }
     r.headers.copy_from(req, &HeaderName::VIA);
     r.headers.copy_from(req, &HeaderName::FROM);

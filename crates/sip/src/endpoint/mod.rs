@@ -764,7 +764,7 @@ impl Endpoint {
         if headers.get(&HeaderName::SERVER).is_none()
             && headers.get(&HeaderName::USER_AGENT).is_none()
         {
-            headers.push(HeaderName::SERVER, self.cfg.user_agent.clone());
+            headers.push(HeaderName::SERVER, &self.cfg.user_agent);
         }
     }
 

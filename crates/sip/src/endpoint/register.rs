@@ -125,7 +125,7 @@ impl Endpoint {
             );
             req.headers
                 .push(HeaderName::TO, format!("<{}>", r.spec.aor));
-            req.headers.push(HeaderName::CALL_ID, r.call_id.clone());
+            req.headers.push(HeaderName::CALL_ID, &r.call_id);
             req.headers
                 .push(HeaderName::CSEQ, format!("{} REGISTER", r.cseq));
             let expires = if r.removing { 0 } else { r.expires };

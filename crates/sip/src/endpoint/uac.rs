@@ -94,15 +94,15 @@ impl Endpoint {
         req.headers.push(HeaderName::MAX_FORWARDS, "70");
         req.headers
             .push(HeaderName::FROM, format!("{};tag={tag}", dial.from));
-        req.headers.push(HeaderName::TO, dial.to.clone());
-        req.headers.push(HeaderName::CALL_ID, call_id.clone());
+        req.headers.push(HeaderName::TO, &dial.to);
+        req.headers.push(HeaderName::CALL_ID, &call_id);
         req.headers.push(HeaderName::CSEQ, "1 INVITE");
         req.headers
             .push(HeaderName::CONTACT, Self::contact_for(&dial.peer));
         req.headers
-            .push(HeaderName::ALLOW, self.policy_headers.allow.clone());
+            .push(HeaderName::ALLOW, &self.policy_headers.allow);
         req.headers
-            .push(HeaderName::SUPPORTED, self.policy_headers.supported.clone());
+            .push(HeaderName::SUPPORTED, &self.policy_headers.supported);
         if self.cfg.session_expires > 0 {
             req.headers.push(
                 HeaderName::SESSION_EXPIRES,
@@ -372,7 +372,7 @@ impl Endpoint {
         ack.headers
             .push_front(HeaderName::VIA, Self::via_header(&peer, &branch));
         ack.headers
-            .push(HeaderName::USER_AGENT, self.cfg.user_agent.clone());
+            .push(HeaderName::USER_AGENT, &self.cfg.user_agent);
         let bytes = ack.encode();
         self.transmits.push_back((peer, bytes.clone()));
         bytes
@@ -535,7 +535,7 @@ impl Endpoint {
             .push_front(HeaderName::VIA, Self::via_header(&target, branch));
         if req.headers.get(&HeaderName::USER_AGENT).is_none() {
             req.headers
-                .push(HeaderName::USER_AGENT, self.cfg.user_agent.clone());
+                .push(HeaderName::USER_AGENT, &self.cfg.user_agent);
         }
         let key = TxKey::for_sent(branch, &req.method);
         let tx = Transaction::client(now, req, target.transport.is_reliable(), self.cfg.timers);

@@ -96,15 +96,15 @@ impl Call {
     pub(super) fn in_dialog_request(&self, method: Method, seq: u32) -> Request {
         let mut r = Request::new(method.clone(), self.remote_target.clone());
         for route in &self.route_set {
-            r.headers.push(HeaderName::ROUTE, route.clone());
+            r.headers.push(HeaderName::ROUTE, route);
         }
         r.headers.push(HeaderName::MAX_FORWARDS, "70");
         r.headers.push(
             HeaderName::FROM,
             format!("{};tag={}", self.local_uri, self.local_tag),
         );
-        r.headers.push(HeaderName::TO, self.remote_party.clone());
-        r.headers.push(HeaderName::CALL_ID, self.call_id.clone());
+        r.headers.push(HeaderName::TO, &self.remote_party);
+        r.headers.push(HeaderName::CALL_ID, &self.call_id);
         r.headers.push(HeaderName::CSEQ, format!("{seq} {method}"));
         r
     }
@@ -197,11 +197,11 @@ impl Endpoint {
         let id = self.new_server_tx(now, key, &req, env, &from, None);
         let mut r = build::response(&req, 200, Some(&self.random_token()));
         r.headers
-            .push(HeaderName::ALLOW, self.policy_headers.allow.clone());
+            .push(HeaderName::ALLOW, &self.policy_headers.allow);
         r.headers
-            .push(HeaderName::ACCEPT, self.policy_headers.accept.clone());
+            .push(HeaderName::ACCEPT, &self.policy_headers.accept);
         r.headers
-            .push(HeaderName::SUPPORTED, self.policy_headers.supported.clone());
+            .push(HeaderName::SUPPORTED, &self.policy_headers.supported);
         self.respond_tx(now, id, r);
     }
 
@@ -394,7 +394,7 @@ impl Endpoint {
             Method::Options => {
                 let mut r = build::response(&req, 200, None);
                 r.headers
-                    .push(HeaderName::ALLOW, self.policy_headers.allow.clone());
+                    .push(HeaderName::ALLOW, &self.policy_headers.allow);
                 self.respond_tx(now, id, r);
             }
             _ => {
@@ -661,9 +661,9 @@ impl Endpoint {
         r.headers
             .push(HeaderName::CONTACT, Self::contact_for(&c.peer));
         r.headers
-            .push(HeaderName::ALLOW, self.policy_headers.allow.clone());
+            .push(HeaderName::ALLOW, &self.policy_headers.allow);
         r.headers
-            .push(HeaderName::SUPPORTED, self.policy_headers.supported.clone());
+            .push(HeaderName::SUPPORTED, &self.policy_headers.supported);
         if let Some((ct, b)) = body {
             r.headers.push(HeaderName::CONTENT_TYPE, ct);
             r.body = b;
