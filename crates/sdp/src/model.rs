@@ -47,9 +47,14 @@ const COMMON_ATTRIBUTES: [&str; 16] = [
 ];
 
 fn attribute_name(name: &str) -> Cow<'static, str> {
-    match COMMON_ATTRIBUTES.iter().find(|n| **n == name) {
-        Some(n) => Cow::Borrowed(n),
-        None => Cow::Owned(name.to_owned()),
+    shared(name, &COMMON_ATTRIBUTES)
+}
+
+/// `token` as the equal constant of `known` when there is one, otherwise a copy.
+fn shared(token: &str, known: &[&'static str]) -> Cow<'static, str> {
+    match known.iter().find(|k| **k == token) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(token.to_owned()),
     }
 }
 
@@ -89,12 +94,7 @@ pub struct Connection {
 /// `token` as a shared constant when it is one of the usual `c=`/`o=` field values, which
 /// nearly every description uses; otherwise a copy.
 fn common(token: &str) -> Cow<'static, str> {
-    match token {
-        "IN" => Cow::Borrowed("IN"),
-        "IP4" => Cow::Borrowed("IP4"),
-        "IP6" => Cow::Borrowed("IP6"),
-        other => Cow::Owned(other.to_owned()),
-    }
+    shared(token, &["IN", "IP4", "IP6"])
 }
 
 impl Connection {
@@ -193,9 +193,10 @@ impl Direction {
 }
 
 /// `a=rtpmap:<pt> <encoding>/<clock>[/<channels>]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RtpMap {
-    pub encoding: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpMap<'a> {
+    /// As written in the description (compare it case-insensitively).
+    pub encoding: &'a str,
     pub clock_rate: u32,
     pub channels: Option<u8>,
 }
@@ -204,11 +205,11 @@ pub struct RtpMap {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Media {
     /// `audio`, `video`, `application`, …
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     pub port: u16,
     pub port_count: Option<u16>,
     /// `RTP/AVP`, `RTP/SAVP`, `RTP/AVPF`, `UDP/TLS/RTP/SAVPF`, …
-    pub proto: String,
+    pub proto: Cow<'static, str>,
     /// Payload formats as written (numbers for RTP profiles).
     pub formats: Vec<String>,
     pub connection: Option<Connection>,
@@ -254,14 +255,14 @@ impl Media {
     }
 
     /// The rtpmap of payload type `pt`.
-    pub fn rtpmap(&self, pt: u8) -> Option<RtpMap> {
+    pub fn rtpmap(&self, pt: u8) -> Option<RtpMap<'_>> {
         self.attrs("rtpmap").find_map(|v| {
             let (p, rest) = v.split_once(char::is_whitespace)?;
             if p.trim().parse::<u8>().ok()? != pt {
                 return None;
             }
             let mut parts = rest.trim().split('/');
-            let encoding = parts.next()?.to_owned();
+            let encoding = parts.next()?;
             let clock_rate = parts.next()?.trim().parse().ok()?;
             let channels = match parts.next() {
                 Some(c) => Some(c.trim().parse().ok()?),
@@ -325,10 +326,10 @@ fn direction(list: &[Attribute]) -> Option<Direction> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionDescription {
     pub origin: Origin,
-    pub name: String,
+    pub name: Cow<'static, str>,
     pub connection: Option<Connection>,
     /// `t=` values in order (at least one when printed).
-    pub timing: Vec<String>,
+    pub timing: Vec<Cow<'static, str>>,
     /// Session-level `i=`, `u=`, `e=`, `p=`, `b=`, `r=`, `z=`, `k=` lines, kept verbatim.
     pub extra: Vec<Line>,
     pub attributes: Vec<Attribute>,
@@ -402,9 +403,9 @@ impl SessionDescription {
                 },
                 None => match kind {
                     'o' => origin = Some(parse_origin(value).ok_or_else(bad)?),
-                    's' => sd.name = value.to_owned(),
+                    's' => sd.name = Cow::Owned(value.to_owned()),
                     'c' => sd.connection = Some(Connection::parse(value).ok_or_else(bad)?),
-                    't' => sd.timing.push(value.to_owned()),
+                    't' => sd.timing.push(shared(value, &["0 0"])),
                     'a' => sd.attributes.push(parse_attribute(value)),
                     _ => sd.extra.push(Line {
                         kind,
@@ -462,13 +463,25 @@ fn parse_origin(value: &str) -> Option<Origin> {
 
 fn parse_media(value: &str) -> Option<Media> {
     let mut it = value.split_ascii_whitespace();
-    let kind = it.next()?.to_owned();
+    let kind = shared(
+        it.next()?,
+        &["audio", "video", "application", "text", "message"],
+    );
     let port_field = it.next()?;
     let (port, count) = match port_field.split_once('/') {
         Some((p, c)) => (p.parse().ok()?, Some(c.parse().ok()?)),
         None => (port_field.parse().ok()?, None),
     };
-    let proto = it.next()?.to_owned();
+    let proto = shared(
+        it.next()?,
+        &[
+            "RTP/AVP",
+            "RTP/SAVP",
+            "RTP/AVPF",
+            "RTP/SAVPF",
+            "UDP/TLS/RTP/SAVPF",
+        ],
+    );
     Some(Media {
         kind,
         port,
@@ -613,10 +626,7 @@ mod tests {
             Some("54.172.60.1".parse().unwrap())
         );
         let m = &sd.media[0];
-        assert_eq!(
-            (m.kind.as_str(), m.port, m.proto.as_str()),
-            ("audio", 17304, "RTP/AVP")
-        );
+        assert_eq!((&*m.kind, m.port, &*m.proto), ("audio", 17304, "RTP/AVP"));
         assert_eq!(m.payload_types().collect::<Vec<_>>(), [0, 101]);
         assert_eq!(m.rtpmap(101).unwrap().encoding, "telephone-event");
         assert_eq!(m.fmtp(101), Some("0-16"));

@@ -74,7 +74,7 @@ impl Codec {
     fn of(media: &Media, pt: u8, allowed: &[Codec]) -> Option<Codec> {
         match media.rtpmap(pt) {
             Some(map) => allowed.iter().copied().find(|c| {
-                c.encoding().eq_ignore_ascii_case(&map.encoding) && c.rtp_clock() == map.clock_rate
+                c.encoding().eq_ignore_ascii_case(map.encoding) && c.rtp_clock() == map.clock_rate
             }),
             // Static payload types need no rtpmap (RFC 3551).
             None => allowed.iter().copied().find(|c| c.static_pt() == Some(pt)),
