@@ -214,7 +214,11 @@ enum TimerRef {
 /// ends, so the set stays as large as what is alive (a call's session-refresh deadline half
 /// an hour away leaves with the call).
 #[derive(Debug, Default)]
-struct Deadlines(BTreeSet<(Instant, TimerRef)>, Option<Instant>);
+struct Deadlines {
+    by_time: BTreeSet<(Instant, TimerRef)>,
+    /// Where the wind-down grid starts (see [`Deadlines::coarse`]).
+    grid_origin: Option<Instant>,
+}
 
 /// The grid that deadlines which only end a transaction are rounded up to: the many
 /// transactions that finish absorbing retransmissions within one step end in one wake-up
@@ -225,12 +229,12 @@ impl Deadlines {
     /// `t` rounded up to the next step of the wind-down grid (which starts at the first
     /// time it is asked for).
     fn coarse(&mut self, t: Instant) -> Instant {
-        let origin = *self.1.get_or_insert(t);
+        let origin = *self.grid_origin.get_or_insert(t);
         let step = WIND_DOWN_STEP.as_nanos();
         let since = t.saturating_duration_since(origin).as_nanos();
         let steps = since.div_ceil(step);
         let rounded = Duration::from_nanos(u64::try_from(steps * step).unwrap_or(u64::MAX));
-        origin + rounded
+        origin.checked_add(rounded).unwrap_or(t)
     }
 
     /// Moves `r` from deadline `old` (what it was last given) to `new`.
@@ -239,15 +243,15 @@ impl Deadlines {
             return;
         }
         if let Some(t) = old {
-            self.0.remove(&(t, r));
+            self.by_time.remove(&(t, r));
         }
         if let Some(t) = new {
-            self.0.insert((t, r));
+            self.by_time.insert((t, r));
         }
     }
 
     fn next(&self) -> Option<Instant> {
-        self.0.first().map(|(t, _)| *t)
+        self.by_time.first().map(|(t, _)| *t)
     }
 
     /// The earliest entry if it is due at `now`, taken out.
@@ -255,7 +259,7 @@ impl Deadlines {
         if self.next()? > now {
             return None;
         }
-        self.0.pop_first()
+        self.by_time.pop_first()
     }
 }
 
