@@ -32,6 +32,16 @@ fn response(req: &Request, status: u16) -> Response {
     r
 }
 
+/// A server transaction over UDP for `r`, received at `t0`, with the default timers.
+fn server_udp(t0: Instant, r: &Request) -> Transaction {
+    Transaction::server(
+        t0,
+        std::sync::Arc::new(r.clone()),
+        false,
+        TimerConfig::default(),
+    )
+}
+
 /// Runs the machine on virtual time until it terminates or `limit` passes; returns the
 /// offsets (from `t0`) of every transmission and of every event.
 fn run(t0: Instant, tx: &mut Transaction, limit: Duration) -> (Vec<f64>, Vec<(f64, TxEvent)>) {
@@ -228,12 +238,7 @@ fn configurable_t1_t2_scale_the_schedule() {
 fn invite_server_non2xx_retransmits_until_ack_then_timer_i() {
     let t0 = Instant::now();
     let r = req(INVITE);
-    let mut tx = Transaction::server(
-        t0,
-        std::sync::Arc::new(r.clone()),
-        false,
-        TimerConfig::default(),
-    );
+    let mut tx = server_udp(t0, &r);
     tx.send_response(t0, &response(&r, 100));
     tx.send_response(t0, &response(&r, 486));
     assert_eq!(tx.state(), State::Completed);
@@ -255,12 +260,7 @@ fn invite_server_non2xx_retransmits_until_ack_then_timer_i() {
 fn invite_server_without_ack_times_out_at_64t1() {
     let t0 = Instant::now();
     let r = req(INVITE);
-    let mut tx = Transaction::server(
-        t0,
-        std::sync::Arc::new(r.clone()),
-        false,
-        TimerConfig::default(),
-    );
+    let mut tx = server_udp(t0, &r);
     tx.send_response(t0, &response(&r, 404));
     let (sent, events) = run(t0, &mut tx, Duration::from_secs(100));
     assert_eq!(gaps(&sent)[..5], [0.5, 1.0, 2.0, 4.0, 4.0]);
@@ -271,12 +271,7 @@ fn invite_server_without_ack_times_out_at_64t1() {
 fn invite_server_absorbs_retransmitted_invite_with_last_response() {
     let t0 = Instant::now();
     let r = req(INVITE);
-    let mut tx = Transaction::server(
-        t0,
-        std::sync::Arc::new(r.clone()),
-        false,
-        TimerConfig::default(),
-    );
+    let mut tx = server_udp(t0, &r);
     tx.send_response(t0, &response(&r, 180));
     let first = tx.poll_transmit().unwrap();
     tx.handle_retransmitted_request(t0, &phonebridge_sip::Method::Invite);
@@ -295,12 +290,7 @@ fn invite_server_absorbs_retransmitted_invite_with_last_response() {
 fn an_invite_answered_at_once_keeps_only_its_wind_down_timer() {
     let t0 = Instant::now();
     let r = req(INVITE);
-    let mut tx = Transaction::server(
-        t0,
-        std::sync::Arc::new(r.clone()),
-        false,
-        TimerConfig::default(),
-    );
+    let mut tx = server_udp(t0, &r);
     // Before the answer: the 100 Trying is due at 200 ms.
     assert_eq!(tx.poll_timeout(), Some(t0 + Duration::from_millis(200)));
     assert!(!tx.winding_down());
@@ -312,12 +302,7 @@ fn an_invite_answered_at_once_keeps_only_its_wind_down_timer() {
     );
     assert!(tx.winding_down());
     // A non-2xx final keeps retransmitting until the ACK: not winding down.
-    let mut rejected = Transaction::server(
-        t0,
-        std::sync::Arc::new(r.clone()),
-        false,
-        TimerConfig::default(),
-    );
+    let mut rejected = server_udp(t0, &r);
     rejected.send_response(t0, &response(&r, 486));
     assert!(!rejected.winding_down());
     rejected.handle_retransmitted_request(t0, &phonebridge_sip::Method::Ack);
@@ -328,12 +313,7 @@ fn an_invite_answered_at_once_keeps_only_its_wind_down_timer() {
 fn non_invite_server_answers_retransmissions_then_timer_j() {
     let t0 = Instant::now();
     let r = req(OPTIONS);
-    let mut tx = Transaction::server(
-        t0,
-        std::sync::Arc::new(r.clone()),
-        false,
-        TimerConfig::default(),
-    );
+    let mut tx = server_udp(t0, &r);
     // Before any response a retransmission is absorbed silently.
     tx.handle_retransmitted_request(t0, &phonebridge_sip::Method::Options);
     assert!(tx.poll_transmit().is_none());
