@@ -224,12 +224,11 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
         app = app.with_digits(digits.clone(), args.dtmf);
     }
     let (tx, rx) = mpsc::channel(1024);
-    let udp = Arc::new(udp);
     let next_conn = Arc::new(AtomicU64::new(1));
     let mut driver = sip_driver::Driver::new(
         ep,
         app,
-        udp.clone(),
+        sip_driver::SipSocket::new(udp)?,
         bound,
         args.public_ip,
         tx.clone(),
@@ -248,7 +247,7 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
         );
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let run = tokio::spawn(driver.run(stop_rx));
+    let run = sip_driver::spawn_thread(driver, stop_rx)?;
     tokio::select! {
         app = run => Ok(app?.outcome == Some(dial::Outcome::Answered)),
         _ = wait_for_signal() => {
@@ -353,7 +352,6 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel(8192);
     let next_conn = Arc::new(AtomicU64::new(1));
     // The SIP driver registers the socket with its own thread's runtime.
-    let udp = udp.into_std()?;
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let http_addr = http.local_addr()?;
@@ -530,7 +528,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         driver
     };
-    let driver_task = sip_driver::spawn_thread(udp, build, stop_rx)?;
+    let driver_task = sip_driver::spawn_thread(build(sip_driver::SipSocket::new(udp)?), stop_rx)?;
     wait_for_signal().await;
     tracing::info!("signal received");
     let _ = stop_tx.send(true);
@@ -591,7 +589,7 @@ async fn bind_webrtc(
 /// that port is taken for TCP, another is tried.
 async fn bind_sip(
     addr: SocketAddr,
-) -> anyhow::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+) -> anyhow::Result<(std::net::UdpSocket, tokio::net::TcpListener)> {
     let attempts = if addr.port() == 0 { 20 } else { 1 };
     let mut last = None;
     for _ in 0..attempts {
@@ -606,10 +604,10 @@ async fn bind_sip(
     Err(anyhow::Error::new(e).context(format!("cannot bind SIP TCP {bound}")))
 }
 
-fn bind_udp(addr: SocketAddr) -> std::io::Result<tokio::net::UdpSocket> {
+fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     let s = std::net::UdpSocket::bind(addr)?;
     s.set_nonblocking(true)?;
-    tokio::net::UdpSocket::from_std(s)
+    Ok(s)
 }
 
 /// A seed for tags and branches that differs per process.

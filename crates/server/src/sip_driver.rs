@@ -1,11 +1,14 @@
-//! The tokio shell around the SIP [`Endpoint`]: one task owns the endpoint and the echo user;
-//! socket tasks feed it received bytes; it sends what the endpoint asks for and sleeps until
-//! the endpoint's next deadline.
+//! The shell around the SIP [`Endpoint`]: one thread owns the endpoint and the app (the
+//! gateway, or the dialer of `call`) in an event loop of its own; it reads the UDP socket
+//! itself, takes what the connection tasks on the runtime hand it, sends what the endpoint
+//! asks for and sleeps in `epoll_wait` until the next datagram, input or deadline.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use phonebridge_sip::endpoint::Stats;
@@ -13,7 +16,7 @@ use phonebridge_sip::{
     ConnId, Endpoint, Frame, Limits, Message, ParseError, Peer, StreamFramer, TransportKind,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
 /// What runs on top of the endpoint: the echo user for `serve`, the dialer for `call`.
@@ -42,20 +45,6 @@ pub(crate) trait App {
     fn stopping(&mut self, _ep: &mut Endpoint, _now: Instant) {}
     /// Calls the app is serving, for metrics.
     fn active(&self) -> usize;
-}
-
-/// The next message on the app's channel; pending for ever when it has none (or it closed).
-async fn next_message<M>(rx: &mut Option<mpsc::UnboundedReceiver<M>>) -> M {
-    match rx {
-        Some(r) => match r.recv().await {
-            Some(m) => m,
-            None => {
-                *rx = None;
-                std::future::pending().await
-            }
-        },
-        None => std::future::pending().await,
-    }
 }
 
 /// Reads the clock: the shell is the only place that does.
@@ -115,10 +104,47 @@ struct Conn {
     writer: mpsc::Sender<Vec<u8>>,
 }
 
+/// The SIP UDP socket. The driver registers it for reading only: a socket registered for
+/// writing too is reported writable again each time a sent datagram leaves its buffer (on
+/// loopback: when the peer reads it), which turns the event loop once more for nothing. Sends
+/// go straight to the socket; a full send buffer drops the datagram as a congested network
+/// would, and retransmission covers it.
+pub(crate) struct SipSocket(mio::net::UdpSocket);
+
+impl SipSocket {
+    /// Takes `socket` over (made non-blocking).
+    pub(crate) fn new(socket: std::net::UdpSocket) -> std::io::Result<Self> {
+        socket.set_nonblocking(true)?;
+        Ok(SipSocket(mio::net::UdpSocket::from_std(socket)))
+    }
+
+    fn send_to(&self, bytes: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        self.0.send_to(bytes, to)
+    }
+}
+
+const UDP_TOKEN: mio::Token = mio::Token(0);
+const WAKE_TOKEN: mio::Token = mio::Token(1);
+
+/// Wakes the driver's loop from a channel's sender, on any thread.
+struct LoopWaker(Arc<mio::Waker>);
+
+impl std::task::Wake for LoopWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Err(e) = self.0.wake() {
+            tracing::warn!(error = %e, "cannot wake the SIP driver");
+        }
+    }
+}
+
 pub(crate) struct Driver<A> {
     ep: Endpoint,
     app: A,
-    udp: Arc<UdpSocket>,
+    udp: SipSocket,
     sip_addr: SocketAddr,
     public_ip: Option<IpAddr>,
     local_ips: HashMap<IpAddr, IpAddr>,
@@ -145,7 +171,7 @@ impl<A: App> Driver<A> {
     pub(crate) fn new(
         ep: Endpoint,
         app: A,
-        udp: Arc<UdpSocket>,
+        udp: SipSocket,
         sip_addr: SocketAddr,
         public_ip: Option<IpAddr>,
         tx: mpsc::Sender<Input>,
@@ -253,82 +279,80 @@ impl<A: App> Driver<A> {
     }
 
     /// Runs until `shutdown` flips (then ends every call and drains their BYEs, at most 3 s)
-    /// or the app is finished; returns the app.
-    pub(crate) async fn run(mut self, mut shutdown: watch::Receiver<bool>) -> A {
+    /// or the app is finished; returns the app. Blocks: run it on a thread of its own with a
+    /// runtime entered, where what the app and the driver spawn goes ([`spawn_thread`]).
+    ///
+    /// The loop waits in one `epoll_wait` with the endpoint's next deadline as its timeout:
+    /// a deadline that moves costs nothing, where a runtime timer moved earlier wakes its
+    /// driver once more. The socket is registered for reading only (see [`SipSocket`]); the
+    /// channels other threads feed wake the loop through a [`mio::Waker`].
+    pub(crate) fn run(mut self, mut shutdown: watch::Receiver<bool>) -> std::io::Result<A> {
+        let mut poll = mio::Poll::new()?;
+        poll.registry()
+            .register(&mut self.udp.0, UDP_TOKEN, mio::Interest::READABLE)?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
+        let waker = std::task::Waker::from(Arc::new(LoopWaker(waker)));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut events = mio::Events::with_capacity(64);
         let mut stopping: Option<Instant> = None;
         let mut signalled = false;
         self.app.start(&mut self.ep, now());
         let mut messages = self.app.take_messages();
-        self.flush().await;
-        // One timer, moved only when the deadline changes (not re-registered every turn).
-        let far = || tokio::time::Instant::now() + Duration::from_secs(3600);
-        let sleep = tokio::time::sleep_until(far());
-        tokio::pin!(sleep);
+        let mut stop_signal = std::pin::pin!(shutdown.changed());
+        // Readable until a read says otherwise: whatever arrived before registration is read.
+        let mut readable = true;
         loop {
-            let deadline = match (self.ep.poll_timeout(), self.app.poll_timeout()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let sleep_until = deadline
-                .map(tokio::time::Instant::from_std)
-                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
-            // While stopping, wake up in time to honour the 3 s limit.
+            if readable {
+                readable = self.receive_datagrams();
+            }
+            self.take_inputs(&mut cx);
+            if let Some(rx) = &mut messages {
+                for _ in 0..256 {
+                    match rx.poll_recv(&mut cx) {
+                        Poll::Ready(Some(msg)) => {
+                            let (app, ep) = (&mut self.app, &mut self.ep);
+                            contain(&mut self.panics, "app message", || {
+                                app.on_message(ep, now(), msg)
+                            });
+                        }
+                        Poll::Ready(None) => {
+                            messages = None;
+                            break;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            if stopping.is_none() && stop_signal.as_mut().poll(&mut cx).is_ready() {
+                tracing::info!(
+                    calls = self.ep.active_calls(),
+                    "shutting down: ending calls"
+                );
+                self.app.stopping(&mut self.ep, now());
+                self.ep.hangup_all(now());
+                self.ep.unregister_all(now());
+                stopping = Some(now());
+                signalled = true;
+            }
+            let t = now();
+            if self.ep.poll_timeout().is_some_and(|d| d <= t) {
+                let ep = &mut self.ep;
+                contain(&mut self.panics, "timers", || ep.handle_timeout(t));
+            }
+            if self.app.poll_timeout().is_some_and(|d| d <= t) {
+                let (app, ep) = (&mut self.app, &mut self.ep);
+                contain(&mut self.panics, "app timers", || app.handle_timeout(ep, t));
+            }
+            self.flush();
+            if self.app.finished() && stopping.is_none() {
+                stopping = Some(now());
+            }
+            // While stopping, wake up in time to honour the limit.
             let grace = if signalled {
                 STOP_GRACE
             } else {
                 CONNECTION_LINGER
             };
-            let sleep_until = match stopping {
-                Some(t) => sleep_until.min(tokio::time::Instant::from_std(t + grace)),
-                None => sleep_until,
-            };
-            if sleep.deadline() != sleep_until {
-                sleep.as_mut().reset(sleep_until);
-            }
-            tokio::select! {
-                ready = self.udp.readable() => {
-                    if ready.is_ok() {
-                        self.receive_datagrams();
-                    }
-                }
-                input = self.rx.recv() => {
-                    let Some(input) = input else { break };
-                    self.handle(input);
-                    // Take whatever else is queued before draining, to batch sends.
-                    for _ in 0..64 {
-                        match self.rx.try_recv() {
-                            Ok(i) => self.handle(i),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                msg = next_message(&mut messages) => {
-                    let (app, ep) = (&mut self.app, &mut self.ep);
-                    contain(&mut self.panics, "app message", || app.on_message(ep, now(), msg));
-                }
-                _ = &mut sleep => {
-                    sleep.as_mut().reset(far());
-                    let now = now();
-                    let ep = &mut self.ep;
-                    contain(&mut self.panics, "timers", || ep.handle_timeout(now));
-                    if self.app.poll_timeout().is_some_and(|t| t <= now) {
-                        let (app, ep) = (&mut self.app, &mut self.ep);
-                        contain(&mut self.panics, "app timers", || app.handle_timeout(ep, now));
-                    }
-                }
-                _ = shutdown.changed(), if stopping.is_none() => {
-                    tracing::info!(calls = self.ep.active_calls(), "shutting down: ending calls");
-                    self.app.stopping(&mut self.ep, now());
-                    self.ep.hangup_all(now());
-                    self.ep.unregister_all(now());
-                    stopping = Some(now());
-                    signalled = true;
-                }
-            }
-            self.flush().await;
-            if self.app.finished() && stopping.is_none() {
-                stopping = Some(now());
-            }
             if let Some(t) = stopping {
                 let answered = self.ep.awaiting_answers() == 0;
                 let linger = !signalled && !self.conns.is_empty();
@@ -336,16 +360,46 @@ impl<A: App> Driver<A> {
                     break;
                 }
             }
+            if readable {
+                // A full batch was read: serve the rest before sleeping.
+                continue;
+            }
+            let deadline = [
+                self.ep.poll_timeout(),
+                self.app.poll_timeout(),
+                stopping.map(|t| t + grace),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            // mio rounds the wait up to the millisecond epoll counts in: never early.
+            let timeout = deadline.map(|d| d.saturating_duration_since(now()));
+            match poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            readable = events.iter().any(|e| e.token() == UDP_TOKEN);
         }
         self.publish();
-        self.app
+        Ok(self.app)
     }
 
-    /// Reads every datagram the socket holds (up to a batch), straight into the endpoint:
-    /// no hand-off between tasks on the hot path.
-    fn receive_datagrams(&mut self) {
+    /// Handles what the socket tasks and the API queued for the driver.
+    fn take_inputs(&mut self, cx: &mut std::task::Context<'_>) {
         for _ in 0..256 {
-            match self.udp.try_recv_from(&mut self.buf) {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(input)) => self.handle(input),
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+    }
+
+    /// Reads the datagrams the socket holds (up to a batch), straight into the endpoint: no
+    /// hand-off between tasks on the hot path. True when the batch filled (more may wait).
+    fn receive_datagrams(&mut self) -> bool {
+        for _ in 0..256 {
+            match self.udp.0.recv_from(&mut self.buf) {
                 Ok((n, from)) => {
                     let peer = self.udp_peer(from);
                     let (ep, buf) = (&mut self.ep, &self.buf[..n]);
@@ -353,11 +407,12 @@ impl<A: App> Driver<A> {
                         ep.handle_datagram(now(), peer, buf)
                     });
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
                 // ICMP errors surface here on some systems; keep serving.
                 Err(e) => tracing::trace!(error = %e, "udp recv"),
             }
         }
+        true
     }
 
     fn handle(&mut self, input: Input) {
@@ -422,12 +477,12 @@ impl<A: App> Driver<A> {
     }
 
     /// Sends what the endpoint queued and gives its events to the application.
-    async fn flush(&mut self) {
+    fn flush(&mut self) {
         loop {
             let mut progressed = false;
             while let Some((peer, bytes)) = self.ep.poll_transmit() {
                 progressed = true;
-                self.send(peer, bytes).await;
+                self.send(peer, bytes);
             }
             while let Some(ev) = self.ep.poll_event() {
                 progressed = true;
@@ -464,10 +519,10 @@ impl<A: App> Driver<A> {
         self.publish();
     }
 
-    async fn send(&mut self, peer: Peer, bytes: Vec<u8>) {
+    fn send(&mut self, peer: Peer, bytes: Vec<u8>) {
         match peer.transport {
             TransportKind::Udp => {
-                if let Err(e) = self.udp.try_send_to(&bytes, peer.remote) {
+                if let Err(e) = self.udp.send_to(&bytes, peer.remote) {
                     tracing::debug!(error = %e, "udp send failed");
                 }
             }
@@ -530,40 +585,28 @@ impl<A: App> Driver<A> {
     }
 }
 
-/// Runs a driver on a thread of its own with a single-threaded runtime, and resolves when it
-/// has stopped. The SIP socket is registered with that runtime, so a datagram wakes that one
-/// thread, which keeps the endpoint's tables in its core's caches (on the shared runtime the
-/// driver moved between workers, and each wake could cross threads). `build` makes the
-/// driver on that thread from the socket; what the app spawns for media it places on the
-/// runtime it was made in (see `media::MediaClock`).
-pub(crate) fn spawn_thread<A, B>(
-    udp: std::net::UdpSocket,
-    build: B,
+/// Runs `driver` on a thread of its own, and resolves when it has stopped. A datagram wakes
+/// that one thread, which keeps the endpoint's tables in its core's caches (on the shared
+/// runtime the driver moved between workers, and each wake could cross threads). What the
+/// driver and the app spawn (connections, media) runs on the runtime this is called from.
+pub(crate) fn spawn_thread<A>(
+    driver: Driver<A>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::sync::oneshot::Receiver<A>>
 where
     A: App + Send + 'static,
-    B: FnOnce(Arc<UdpSocket>) -> Driver<A> + Send + 'static,
 {
     let (done, wait) = tokio::sync::oneshot::channel();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Handle::current();
     std::thread::Builder::new()
         .name("phonebridge-sip".into())
         .spawn(move || {
-            let app = runtime.block_on(async move {
-                let udp = match UdpSocket::from_std(udp) {
-                    Ok(u) => u,
-                    Err(e) => {
-                        tracing::error!(error = %e, "SIP socket unusable on its thread");
-                        return None;
-                    }
-                };
-                Some(build(Arc::new(udp)).run(shutdown).await)
-            });
-            if let Some(app) = app {
-                let _ = done.send(app);
+            let _entered = runtime.enter();
+            match driver.run(shutdown) {
+                Ok(app) => {
+                    let _ = done.send(app);
+                }
+                Err(e) => tracing::error!(error = %e, "SIP driver stopped: its event loop failed"),
             }
         })?;
     Ok(wait)
