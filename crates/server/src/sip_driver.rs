@@ -305,22 +305,26 @@ impl<A: App> Driver<A> {
             if readable {
                 readable = self.receive_datagrams();
             }
-            self.take_inputs(&mut cx);
+            // A channel whose batch filled has more waiting and will not wake the loop for it.
+            let mut more = self.take_inputs(&mut cx);
             if let Some(rx) = &mut messages {
-                for _ in 0..256 {
-                    match rx.poll_recv(&mut cx) {
-                        Poll::Ready(Some(msg)) => {
-                            let (app, ep) = (&mut self.app, &mut self.ep);
-                            contain(&mut self.panics, "app message", || {
-                                app.on_message(ep, now(), msg)
-                            });
-                        }
-                        Poll::Ready(None) => {
-                            messages = None;
-                            break;
-                        }
-                        Poll::Pending => break,
+                let mut closed = false;
+                more |= (0..256).all(|_| match rx.poll_recv(&mut cx) {
+                    Poll::Ready(Some(msg)) => {
+                        let (app, ep) = (&mut self.app, &mut self.ep);
+                        contain(&mut self.panics, "app message", || {
+                            app.on_message(ep, now(), msg)
+                        });
+                        true
                     }
+                    Poll::Ready(None) => {
+                        closed = true;
+                        false
+                    }
+                    Poll::Pending => false,
+                });
+                if closed {
+                    messages = None;
                 }
             }
             if stopping.is_none() && stop_signal.as_mut().poll(&mut cx).is_ready() {
@@ -360,8 +364,8 @@ impl<A: App> Driver<A> {
                     break;
                 }
             }
-            if readable {
-                // A full batch was read: serve the rest before sleeping.
+            if readable || more {
+                // A full batch was taken: serve the rest before sleeping.
                 continue;
             }
             let deadline = [
@@ -385,14 +389,16 @@ impl<A: App> Driver<A> {
         Ok(self.app)
     }
 
-    /// Handles what the socket tasks and the API queued for the driver.
-    fn take_inputs(&mut self, cx: &mut std::task::Context<'_>) {
-        for _ in 0..256 {
-            match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(input)) => self.handle(input),
-                Poll::Ready(None) | Poll::Pending => break,
+    /// Handles what the socket tasks and the API queued for the driver (up to a batch). True
+    /// when the batch filled (more may wait).
+    fn take_inputs(&mut self, cx: &mut std::task::Context<'_>) -> bool {
+        (0..256).all(|_| match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(input)) => {
+                self.handle(input);
+                true
             }
-        }
+            Poll::Ready(None) | Poll::Pending => false,
+        })
     }
 
     /// Reads the datagrams the socket holds (up to a batch), straight into the endpoint: no
@@ -869,5 +875,72 @@ mod tests {
         contain(&mut panics, "test", || ran_after = true);
         assert_eq!(panics, 1);
         assert!(ran_after);
+    }
+
+    /// Counts its messages and is finished at `want`, or at its deadline (a driver that
+    /// stopped short of `want` is then told apart by the count).
+    struct Counter {
+        rx: Option<mpsc::UnboundedReceiver<u32>>,
+        seen: u32,
+        want: u32,
+        give_up: Instant,
+    }
+
+    impl App for Counter {
+        type Message = u32;
+        fn take_messages(&mut self) -> Option<mpsc::UnboundedReceiver<u32>> {
+            self.rx.take()
+        }
+        fn on_message(&mut self, _ep: &mut Endpoint, _now: Instant, _msg: u32) {
+            self.seen += 1;
+        }
+        fn on_event(&mut self, _ep: &mut Endpoint, _now: Instant, _ev: &phonebridge_sip::Event) {}
+        fn poll_timeout(&self) -> Option<Instant> {
+            Some(self.give_up)
+        }
+        fn finished(&self) -> bool {
+            self.seen >= self.want || now() >= self.give_up
+        }
+        fn active(&self) -> usize {
+            0
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_beyond_one_batch_are_served_without_another_wake_up() {
+        // Queued before the loop starts, so nothing wakes it after the first batch of 256.
+        let (msg_tx, msg_rx) = mpsc::unbounded_channel();
+        for i in 0..1000 {
+            msg_tx.send(i).unwrap();
+        }
+        let app = Counter {
+            rx: Some(msg_rx),
+            seen: 0,
+            want: 1000,
+            give_up: now() + Duration::from_secs(3),
+        };
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let driver = Driver::new(
+            Endpoint::new(phonebridge_sip::endpoint::EndpointConfig::default()),
+            app,
+            SipSocket::new(socket).unwrap(),
+            addr,
+            None,
+            tx,
+            rx,
+            Arc::new(AtomicU64::new(1)),
+            SharedMetrics::default(),
+        );
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        let started = now();
+        let app = spawn_thread(driver, stop_rx).unwrap().await.unwrap();
+        assert_eq!(app.seen, 1000);
+        assert!(
+            now() - started < Duration::from_secs(2),
+            "served only at the deadline"
+        );
+        drop(msg_tx);
     }
 }
