@@ -22,7 +22,8 @@ pub struct Envelope {
     pub call_id: String,
     pub cseq: CSeq,
     pub max_forwards: Option<u8>,
-    /// The first Contact field line, parsed (every line is checked).
+    /// The first Contact field line, parsed (every line is checked), in responses and in
+    /// the requests that read it (see [`contact_needed`]); `None` in the others.
     pub contact: Option<Contact>,
 }
 
@@ -51,7 +52,24 @@ fn single<'a>(
     Ok(first)
 }
 
-fn envelope(headers: &crate::message::Headers) -> Result<Envelope, Rejection> {
+/// Whether a request's Contact says where the peer is reached: a new dialog's remote target,
+/// a target refresh, or a registration's bindings (RFC 3261 §8.1.1.8, §12.2, §10.2.1).
+/// Elsewhere (ACK, BYE, CANCEL, OPTIONS, INFO, PRACK, ...) nothing reads it, and a malformed
+/// one is ignored, as RFC 4475 asks of any field an element does not need.
+fn contact_needed(m: &Method) -> bool {
+    matches!(
+        m,
+        Method::Invite
+            | Method::Update
+            | Method::Subscribe
+            | Method::Notify
+            | Method::Refer
+            | Method::Register
+    )
+}
+
+/// The envelope's fields, typed; `contact`: parse and check the Contact lines too.
+fn envelope(headers: &crate::message::Headers, contact: bool) -> Result<Envelope, Rejection> {
     let mut vias = Vec::new();
     for v in headers.values(&HeaderName::VIA) {
         vias.push(Via::parse(v).map_err(|e| bad(format!("Bad Via header: {e}")))?);
@@ -81,10 +99,10 @@ fn envelope(headers: &crate::message::Headers) -> Result<Envelope, Rejection> {
         ),
         _ => return Err(bad("Multiple Max-Forwards headers")),
     };
-    let mut contact = None;
-    for c in headers.get_all(&HeaderName::CONTACT) {
+    let mut first_contact = None;
+    for c in headers.get_all(&HeaderName::CONTACT).filter(|_| contact) {
         let parsed = Contact::parse(c).map_err(|e| bad(format!("Bad Contact header: {e}")))?;
-        contact.get_or_insert(parsed);
+        first_contact.get_or_insert(parsed);
     }
     if let Some(ct) = headers.get(&HeaderName::CONTENT_TYPE) {
         parse_media_type(ct).map_err(|_| bad("Bad Content-Type header"))?;
@@ -102,7 +120,7 @@ fn envelope(headers: &crate::message::Headers) -> Result<Envelope, Rejection> {
         call_id: call_id.to_owned(),
         cseq,
         max_forwards,
-        contact,
+        contact: first_contact,
     })
 }
 
@@ -114,7 +132,7 @@ pub fn check_request(req: &Request) -> Result<Envelope, Rejection> {
             return Err(bad("Headers not allowed in Request-URI"));
         }
     }
-    let env = envelope(&req.headers)?;
+    let env = envelope(&req.headers, contact_needed(&req.method))?;
     // An extension method is answered 501 by the UAS before its CSeq matters
     // (RFC 4475 §3.1.2.18 prefers 501 to 400); for methods we know, a mismatch is a 400.
     if !matches!(req.method, Method::Other(_)) && env.cseq.method != req.method {
@@ -125,7 +143,7 @@ pub fn check_request(req: &Request) -> Result<Envelope, Rejection> {
 
 /// Checks a response; `None` means drop it (nobody to answer a broken response).
 pub fn check_response(resp: &Response) -> Option<Envelope> {
-    envelope(&resp.headers).ok()
+    envelope(&resp.headers, true).ok()
 }
 
 /// What a user agent server supports, for the RFC 3261 §8.2 checks.

@@ -233,6 +233,41 @@ fn bye_from_peer_ends_call() {
 }
 
 #[test]
+fn a_malformed_contact_is_refused_where_it_is_read_and_ignored_where_not() {
+    let bad_contact = |m: &str| {
+        m.replace(
+            "Contact: <sip:alice@192.0.2.10:5062>",
+            "Contact: <sip:alice@>",
+        )
+    };
+    // A new dialog's remote target: refused.
+    let mut h = Harness::udp();
+    h.recv(&bad_contact(&invite("c1", "z9hG4bKinv0", 1, SDP)));
+    let r = h.take_sent().pop().unwrap();
+    assert!(r.starts_with("SIP/2.0 400 Bad Contact header"), "{r}");
+    // A BYE reads no Contact: it still ends the call.
+    let call = incoming(&mut h, "c2");
+    let tag = answer(&mut h, call);
+    h.recv(&in_dialog("ACK", "c2", &tag, "z9hG4bKack2", 1, "ACK", ""));
+    h.recv(&bad_contact(&in_dialog(
+        "BYE",
+        "c2",
+        &tag,
+        "z9hG4bKbye2",
+        2,
+        "BYE",
+        "",
+    )));
+    let ok = h.sent_starting("SIP/2.0 200").pop().unwrap().1;
+    assert!(header(&ok, "CSeq").unwrap().ends_with("BYE"), "{ok}");
+    assert!(h.take_events().contains(&Event::Ended {
+        call,
+        reason: EndReason::RemoteBye
+    }));
+    assert_eq!(h.ep.active_calls(), 0);
+}
+
+#[test]
 fn requests_for_unknown_dialogs_get_481() {
     let mut h = Harness::udp();
     h.recv(&in_dialog("BYE", "ghost", "t", "z9hG4bKb", 2, "BYE", ""));
