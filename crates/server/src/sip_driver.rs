@@ -126,6 +126,22 @@ impl SipSocket {
 const UDP_TOKEN: mio::Token = mio::Token(0);
 const WAKE_TOKEN: mio::Token = mio::Token(1);
 
+/// The driver loop's `epoll` instance and the waker registered with it: made before the
+/// driver's thread starts, so the server holds its descriptors once it is up, and a failure
+/// stops the start-up rather than the thread.
+struct LoopIo {
+    poll: mio::Poll,
+    waker: Arc<mio::Waker>,
+}
+
+impl LoopIo {
+    fn new() -> std::io::Result<Self> {
+        let poll = mio::Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
+        Ok(LoopIo { poll, waker })
+    }
+}
+
 /// Wakes the driver's loop from a channel's sender, on any thread.
 struct LoopWaker(Arc<mio::Waker>);
 
@@ -286,11 +302,10 @@ impl<A: App> Driver<A> {
     /// a deadline that moves costs nothing, where a runtime timer moved earlier wakes its
     /// driver once more. The socket is registered for reading only (see [`SipSocket`]); the
     /// channels other threads feed wake the loop through a [`mio::Waker`].
-    pub(crate) fn run(mut self, mut shutdown: watch::Receiver<bool>) -> std::io::Result<A> {
-        let mut poll = mio::Poll::new()?;
+    fn run(mut self, io: LoopIo, mut shutdown: watch::Receiver<bool>) -> std::io::Result<A> {
+        let LoopIo { mut poll, waker } = io;
         poll.registry()
             .register(&mut self.udp.0, UDP_TOKEN, mio::Interest::READABLE)?;
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
         let waker = std::task::Waker::from(Arc::new(LoopWaker(waker)));
         let mut cx = std::task::Context::from_waker(&waker);
         let mut events = mio::Events::with_capacity(64);
@@ -604,11 +619,12 @@ where
 {
     let (done, wait) = tokio::sync::oneshot::channel();
     let runtime = tokio::runtime::Handle::current();
+    let io = LoopIo::new()?;
     std::thread::Builder::new()
         .name("phonebridge-sip".into())
         .spawn(move || {
             let _entered = runtime.enter();
-            match driver.run(shutdown) {
+            match driver.run(io, shutdown) {
                 Ok(app) => {
                     let _ = done.send(app);
                 }
