@@ -158,7 +158,8 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
             args.rtp_ports
         )
     })?;
-    let udp = bind_udp(args.bind).with_context(|| format!("cannot bind {}", args.bind))?;
+    let udp = std::net::UdpSocket::bind(args.bind)
+        .with_context(|| format!("cannot bind {}", args.bind))?;
     let bound = udp.local_addr()?;
     let local_ip = args.public_ip.unwrap_or_else(|| {
         if bound.ip().is_unspecified() {
@@ -351,7 +352,6 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let metrics = sip_driver::SharedMetrics::default();
     let (tx, rx) = mpsc::channel(8192);
     let next_conn = Arc::new(AtomicU64::new(1));
-    // The SIP driver registers the socket with its own thread's runtime.
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let http_addr = http.local_addr()?;
@@ -593,7 +593,8 @@ async fn bind_sip(
     let attempts = if addr.port() == 0 { 20 } else { 1 };
     let mut last = None;
     for _ in 0..attempts {
-        let udp = bind_udp(addr).with_context(|| format!("cannot bind SIP UDP {addr}"))?;
+        let udp = std::net::UdpSocket::bind(addr)
+            .with_context(|| format!("cannot bind SIP UDP {addr}"))?;
         let bound = udp.local_addr()?;
         match tokio::net::TcpListener::bind(bound).await {
             Ok(tcp) => return Ok((udp, tcp)),
@@ -602,12 +603,6 @@ async fn bind_sip(
     }
     let (bound, e) = last.expect("at least one attempt");
     Err(anyhow::Error::new(e).context(format!("cannot bind SIP TCP {bound}")))
-}
-
-fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    let s = std::net::UdpSocket::bind(addr)?;
-    s.set_nonblocking(true)?;
-    Ok(s)
 }
 
 /// A seed for tags and branches that differs per process.

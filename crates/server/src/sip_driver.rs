@@ -123,6 +123,10 @@ impl SipSocket {
     }
 }
 
+/// How many datagrams, inputs or app messages one turn of the loop takes from each source
+/// before it serves the others.
+const BATCH: usize = 256;
+
 const UDP_TOKEN: mio::Token = mio::Token(0);
 const WAKE_TOKEN: mio::Token = mio::Token(1);
 
@@ -321,27 +325,7 @@ impl<A: App> Driver<A> {
                 readable = self.receive_datagrams();
             }
             // A channel whose batch filled has more waiting and will not wake the loop for it.
-            let mut more = self.take_inputs(&mut cx);
-            if let Some(rx) = &mut messages {
-                let mut closed = false;
-                more |= (0..256).all(|_| match rx.poll_recv(&mut cx) {
-                    Poll::Ready(Some(msg)) => {
-                        let (app, ep) = (&mut self.app, &mut self.ep);
-                        contain(&mut self.panics, "app message", || {
-                            app.on_message(ep, now(), msg)
-                        });
-                        true
-                    }
-                    Poll::Ready(None) => {
-                        closed = true;
-                        false
-                    }
-                    Poll::Pending => false,
-                });
-                if closed {
-                    messages = None;
-                }
-            }
+            let more = self.take_inputs(&mut cx) | self.take_messages(&mut messages, &mut cx);
             if stopping.is_none() && stop_signal.as_mut().poll(&mut cx).is_ready() {
                 tracing::info!(
                     calls = self.ep.active_calls(),
@@ -407,7 +391,7 @@ impl<A: App> Driver<A> {
     /// Handles what the socket tasks and the API queued for the driver (up to a batch). True
     /// when the batch filled (more may wait).
     fn take_inputs(&mut self, cx: &mut std::task::Context<'_>) -> bool {
-        (0..256).all(|_| match self.rx.poll_recv(cx) {
+        (0..BATCH).all(|_| match self.rx.poll_recv(cx) {
             Poll::Ready(Some(input)) => {
                 self.handle(input);
                 true
@@ -416,10 +400,41 @@ impl<A: App> Driver<A> {
         })
     }
 
+    /// Hands the app what its own tasks sent (up to a batch); forgets the channel once it has
+    /// closed. True when the batch filled (more may wait).
+    fn take_messages(
+        &mut self,
+        messages: &mut Option<mpsc::UnboundedReceiver<A::Message>>,
+        cx: &mut std::task::Context<'_>,
+    ) -> bool {
+        let Some(rx) = messages else {
+            return false;
+        };
+        let mut closed = false;
+        let full = (0..BATCH).all(|_| match rx.poll_recv(cx) {
+            Poll::Ready(Some(msg)) => {
+                let (app, ep) = (&mut self.app, &mut self.ep);
+                contain(&mut self.panics, "app message", || {
+                    app.on_message(ep, now(), msg)
+                });
+                true
+            }
+            Poll::Ready(None) => {
+                closed = true;
+                false
+            }
+            Poll::Pending => false,
+        });
+        if closed {
+            *messages = None;
+        }
+        full
+    }
+
     /// Reads the datagrams the socket holds (up to a batch), straight into the endpoint: no
     /// hand-off between tasks on the hot path. True when the batch filled (more may wait).
     fn receive_datagrams(&mut self) -> bool {
-        for _ in 0..256 {
+        for _ in 0..BATCH {
             match self.udp.0.recv_from(&mut self.buf) {
                 Ok((n, from)) => {
                     let peer = self.udp_peer(from);

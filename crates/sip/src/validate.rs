@@ -100,9 +100,11 @@ fn envelope(headers: &crate::message::Headers, contact: bool) -> Result<Envelope
         _ => return Err(bad("Multiple Max-Forwards headers")),
     };
     let mut first_contact = None;
-    for c in headers.get_all(&HeaderName::CONTACT).filter(|_| contact) {
-        let parsed = Contact::parse(c).map_err(|e| bad(format!("Bad Contact header: {e}")))?;
-        first_contact.get_or_insert(parsed);
+    if contact {
+        for c in headers.get_all(&HeaderName::CONTACT) {
+            let parsed = Contact::parse(c).map_err(|e| bad(format!("Bad Contact header: {e}")))?;
+            first_contact.get_or_insert(parsed);
+        }
     }
     if let Some(ct) = headers.get(&HeaderName::CONTENT_TYPE) {
         parse_media_type(ct).map_err(|_| bad("Bad Content-Type header"))?;
