@@ -191,3 +191,57 @@ fn info_goes_out_inside_the_dialog() {
         Err(phonebridge_sip::endpoint::CommandError::WrongState)
     );
 }
+
+/// RFC 3261 §12.2.2 and RFC 3311 §5.2: a re-INVITE or UPDATE is a target refresh, so the
+/// dialog's next request goes to the Contact it carried; an INFO (no target refresh) leaves
+/// the target alone.
+#[test]
+fn reinvite_and_update_refresh_the_remote_target() {
+    let mut h = Harness::udp();
+    let (call, tag) = established(&mut h);
+    let moved = |req: String, uri: &str| {
+        req.replace(
+            "Contact: <sip:alice@192.0.2.10:5062>",
+            &format!("Contact: <{uri}>"),
+        )
+    };
+    let info_uri = |h: &mut Harness| {
+        h.ep.send_info(h.now, call, "application/dtmf", b"5".to_vec())
+            .unwrap();
+        h.drain();
+        let info = h.take_sent().pop().unwrap();
+        info.lines().next().unwrap().to_owned()
+    };
+    h.recv(&moved(
+        in_dialog("INVITE", "c1", &tag, "z9hG4bKre1", 2, "INVITE", SDP),
+        "sip:alice@198.51.100.7:5070;transport=udp",
+    ));
+    h.ep.answer_offer(
+        h.now,
+        call,
+        200,
+        Some(("application/sdp", b"v=0\r\n".to_vec())),
+    )
+    .unwrap();
+    h.drain();
+    h.recv(&in_dialog("ACK", "c1", &tag, "z9hG4bKack2", 2, "ACK", ""));
+    h.take_sent();
+    assert_eq!(
+        info_uri(&mut h),
+        "INFO sip:alice@198.51.100.7:5070;transport=udp SIP/2.0"
+    );
+    h.recv(&moved(
+        in_dialog("UPDATE", "c1", &tag, "z9hG4bKup3", 3, "UPDATE", ""),
+        "sip:alice@203.0.113.9",
+    ));
+    h.drain();
+    h.take_sent();
+    assert_eq!(info_uri(&mut h), "INFO sip:alice@203.0.113.9 SIP/2.0");
+    h.recv(&moved(
+        in_dialog("INFO", "c1", &tag, "z9hG4bKi4", 4, "INFO", ""),
+        "sip:elsewhere@192.0.2.99",
+    ));
+    h.drain();
+    h.take_sent();
+    assert_eq!(info_uri(&mut h), "INFO sip:alice@203.0.113.9 SIP/2.0");
+}

@@ -377,7 +377,16 @@ impl Endpoint {
                 let r = build::response(&req, 491, None);
                 self.respond_tx(now, id, r);
             }
-            Method::Invite | Method::Update => self.on_offer(now, h, id, req),
+            Method::Invite | Method::Update => {
+                // A target refresh (RFC 3261 §12.2.2, RFC 3311 §5.2): the peer's Contact in
+                // the request is where the dialog's requests go from now on.
+                if let Some(crate::headers::Contact::Addrs(list)) = &env.contact {
+                    if let ([target], Some(c)) = (&list[..], self.calls.get_mut(&h)) {
+                        c.remote_target = target.uri.clone();
+                    }
+                }
+                self.on_offer(now, h, id, req)
+            }
             Method::Prack => self.on_prack(now, h, id, &req),
             Method::Info => {
                 let r = build::response(&req, 200, None);
