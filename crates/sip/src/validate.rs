@@ -32,6 +32,15 @@ impl Envelope {
     pub fn top_via(&self) -> &Via {
         &self.vias[0]
     }
+
+    /// The one address the Contact names, as a dialog's remote target: `None` when there
+    /// is no Contact, or it is `*` or a list.
+    pub fn contact_target(&self) -> Option<&Uri> {
+        match &self.contact {
+            Some(Contact::Addrs(list)) if list.len() == 1 => Some(&list[0].uri),
+            _ => None,
+        }
+    }
 }
 
 fn bad(reason: impl Into<String>) -> Rejection {

@@ -12,6 +12,18 @@ fn established(h: &mut Harness) -> (phonebridge_sip::CallHandle, String) {
     (call, tag)
 }
 
+/// Answers the pending offer 200 with a minimal SDP and sends what that produces.
+fn accept_offer(h: &mut Harness, call: phonebridge_sip::CallHandle) {
+    h.ep.answer_offer(
+        h.now,
+        call,
+        200,
+        Some(("application/sdp", b"v=0\r\n".to_vec())),
+    )
+    .unwrap();
+    h.drain();
+}
+
 #[test]
 fn hold_reinvite_is_offered_and_answered() {
     let mut h = Harness::udp();
@@ -113,14 +125,7 @@ fn update_offer_is_answered_in_its_200() {
             ..
         }]
     ));
-    h.ep.answer_offer(
-        h.now,
-        call,
-        200,
-        Some(("application/sdp", b"v=0\r\n".to_vec())),
-    )
-    .unwrap();
-    h.drain();
+    accept_offer(&mut h, call);
     let ok = h.take_sent().pop().unwrap();
     assert!(ok.starts_with("SIP/2.0 200"));
     assert_eq!(header(&ok, "CSeq"), Some("2 UPDATE"));
@@ -216,14 +221,7 @@ fn reinvite_and_update_refresh_the_remote_target() {
         in_dialog("INVITE", "c1", &tag, "z9hG4bKre1", 2, "INVITE", SDP),
         "sip:alice@198.51.100.7:5070;transport=udp",
     ));
-    h.ep.answer_offer(
-        h.now,
-        call,
-        200,
-        Some(("application/sdp", b"v=0\r\n".to_vec())),
-    )
-    .unwrap();
-    h.drain();
+    accept_offer(&mut h, call);
     h.recv(&in_dialog("ACK", "c1", &tag, "z9hG4bKack2", 2, "ACK", ""));
     h.take_sent();
     assert_eq!(

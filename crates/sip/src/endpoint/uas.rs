@@ -228,9 +228,9 @@ impl Endpoint {
             r.headers.push(HeaderName::RETRY_AFTER, "5");
             return self.respond_tx(now, id, r);
         }
-        let remote_target = match &env.contact {
-            Some(crate::headers::Contact::Addrs(list)) if list.len() == 1 => list[0].uri.clone(),
-            _ => {
+        let remote_target = match env.contact_target() {
+            Some(uri) => uri.clone(),
+            None => {
                 let r = build::response(&req, 400, Some(&self.random_token()));
                 let mut r = r;
                 r.reason = "Missing or bad Contact".into();
@@ -380,10 +380,8 @@ impl Endpoint {
             Method::Invite | Method::Update => {
                 // A target refresh (RFC 3261 §12.2.2, RFC 3311 §5.2): the peer's Contact in
                 // the request is where the dialog's requests go from now on.
-                if let Some(crate::headers::Contact::Addrs(list)) = &env.contact {
-                    if let ([target], Some(c)) = (&list[..], self.calls.get_mut(&h)) {
-                        c.remote_target = target.uri.clone();
-                    }
+                if let (Some(uri), Some(c)) = (env.contact_target(), self.calls.get_mut(&h)) {
+                    c.remote_target = uri.clone();
                 }
                 self.on_offer(now, h, id, req)
             }
