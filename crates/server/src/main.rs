@@ -248,10 +248,11 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
         );
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut signals = StopSignals::install()?;
     let run = sip_driver::spawn_thread(driver, stop_rx)?;
     tokio::select! {
         app = run => Ok(app?.outcome == Some(dial::Outcome::Answered)),
-        _ = wait_for_signal() => {
+        _ = signals.recv() => {
             let _ = stop_tx.send(true);
             Ok(false)
         }
@@ -490,21 +491,6 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         })
         .await;
     });
-    tracing::info!(
-        sip = %sip_addr,
-        http = %http_addr,
-        sip_tls = %sip_tls_addr.map_or("off".to_owned(), |a| a.to_string()),
-        rtp_ports = %format!("{}-{}", cfg.rtp_ports.0, cfg.rtp_ports.1),
-        "phonebridge listening (SIP UDP+TCP, HTTP)"
-    );
-    tracing::info!(
-        public_url = %public_url,
-        webrtc = %webrtc_addrs.join(","),
-        data_dir = %cfg.data_dir.display(),
-        webhook = cfg.webhook.is_some(),
-        signed = cfg.webhook_secret.is_some(),
-        "sessions: REST at /openvidu/api"
-    );
     let registering: Vec<_> = trunks.iter().filter(|(t, _)| t.register).cloned().collect();
     let build = move |udp| {
         let mut driver = sip_driver::Driver::new(
@@ -528,8 +514,26 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         driver
     };
+    let mut signals = StopSignals::install()?;
     let driver_task = sip_driver::spawn_thread(build(sip_driver::SipSocket::new(udp)?), stop_rx)?;
-    wait_for_signal().await;
+    // Reported once every socket, thread and descriptor the server runs with is in place, so
+    // what waits for this line (a supervisor, the tests) sees the server as it will stay.
+    tracing::info!(
+        sip = %sip_addr,
+        http = %http_addr,
+        sip_tls = %sip_tls_addr.map_or("off".to_owned(), |a| a.to_string()),
+        rtp_ports = %format!("{}-{}", cfg.rtp_ports.0, cfg.rtp_ports.1),
+        "phonebridge listening (SIP UDP+TCP, HTTP)"
+    );
+    tracing::info!(
+        public_url = %public_url,
+        webrtc = %webrtc_addrs.join(","),
+        data_dir = %cfg.data_dir.display(),
+        webhook = cfg.webhook.is_some(),
+        signed = cfg.webhook_secret.is_some(),
+        "sessions: REST at /openvidu/api"
+    );
+    signals.recv().await;
     tracing::info!("signal received");
     let _ = stop_tx.send(true);
     let _ = driver_task.await;
@@ -613,24 +617,39 @@ fn rand_seed() -> u64 {
     h.finish()
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, registered when made: the registration opens descriptors (the
+/// runtime's signal pipe), so the server makes this before it reports itself up.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(StopSignals {
+                interrupt: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+                terminate: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves at the first SIGINT or SIGTERM.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

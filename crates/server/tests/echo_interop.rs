@@ -48,7 +48,10 @@ fn sipp_uac_calls_echo_over_udp() {
     );
     assert_eq!((s.successful, s.failed), (200, 0), "{s:?}");
     assert!(s.status.success());
-    assert_eq!(server.metric("phonebridge_sip_active_calls"), 0.0);
+    // The gauges are published just after the last answer goes out.
+    wait_for("every call to end", Duration::from_secs(5), || {
+        server.metric("phonebridge_sip_active_calls") == 0.0
+    });
     assert_eq!(server.metric("phonebridge_sip_calls_ended_total"), 200.0);
 }
 
@@ -250,10 +253,23 @@ fn transactions_and_file_descriptors_return_to_baseline_after_calls() {
         "--sip-t4-ms",
         "500",
     ]);
-    let fds = || {
-        std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+    // Each open descriptor and what it is (socket, eventfd, file...), for the failure message.
+    let fds = || -> Vec<String> {
+        let dir = format!("/proc/{}/fd", server.pid());
+        let mut open: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
-            .count()
+            .filter_map(Result::ok)
+            .map(|e| {
+                let target = std::fs::read_link(e.path()).unwrap_or_default();
+                format!(
+                    "{} -> {}",
+                    e.file_name().to_string_lossy(),
+                    target.display()
+                )
+            })
+            .collect();
+        open.sort();
+        open
     };
     let baseline = fds();
     let dir = scratch_dir("baseline");
@@ -287,16 +303,33 @@ fn transactions_and_file_descriptors_return_to_baseline_after_calls() {
     // task gives its pair back when it has wound down, which may be after the call is gone
     // from the gauges: the count is read with the descriptors, each time.
     let resting = || server.metric("phonebridge_rtp_port_pairs_resting") as usize;
-    wait_for(
+    wait_for_or(
         "file descriptors back to the baseline",
         Duration::from_secs(10),
         || {
             let pairs = resting();
+            let expected = baseline.len() + 2 * pairs;
             // The /metrics connection that read the count closes a moment later.
-            (0..10).any(|_| {
+            let mut now_open = Vec::new();
+            for _ in 0..10 {
                 std::thread::sleep(Duration::from_millis(50));
-                fds() == baseline + 2 * pairs
-            })
+                now_open = fds();
+                if now_open.len() == expected {
+                    return Ok(());
+                }
+            }
+            let gone: Vec<_> = baseline.iter().filter(|d| !now_open.contains(d)).collect();
+            let (sockets, other): (Vec<_>, Vec<_>) = now_open
+                .iter()
+                .filter(|d| !baseline.contains(d))
+                .partition(|d| d.contains("socket:"));
+            Err(format!(
+                "{} open at the start, {} now, {pairs} pairs resting; gone {gone:?}; new: {} \
+                 sockets and {other:?}",
+                baseline.len(),
+                now_open.len(),
+                sockets.len()
+            ))
         },
     );
     let pairs = resting();

@@ -406,9 +406,33 @@ pub fn scenario_path(name: &str) -> String {
 
 /// Polls `done` every 100 ms until it holds; fails the test after `limit`.
 pub fn wait_for(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    wait_for_or(what, limit, || {
+        if done() {
+            Ok(())
+        } else {
+            Err(String::new())
+        }
+    });
+}
+
+/// Polls `check` every 100 ms until it is `Ok`; fails the test after `limit` with what its
+/// last `Err` said.
+pub fn wait_for_or(what: &str, limit: Duration, mut check: impl FnMut() -> Result<(), String>) {
     let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+    loop {
+        let why = match check() {
+            Ok(()) => return,
+            Err(why) => why,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}{}",
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {why}")
+            }
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
