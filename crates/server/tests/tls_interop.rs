@@ -5,6 +5,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use support::*;
 
@@ -61,7 +62,12 @@ fn echo_answers_over_tls_for_a_client_that_trusts_the_certificate() {
         text.contains("via Tls") && text.contains("answered after"),
         "{text}"
     );
-    assert_eq!(server.metric("phonebridge_sip_calls_ended_total"), 1.0);
+    // The counters are published just after the last answer goes out.
+    wait_for(
+        "the call to be counted as ended",
+        Duration::from_secs(5),
+        || server.metric("phonebridge_sip_calls_ended_total") == 1.0,
+    );
 }
 
 #[test]
