@@ -110,6 +110,9 @@ fn a_phone_types_the_code_by_rfc4733_and_joins_heard_by_the_browser_and_hearing_
     wait_for("sipCallEnded", Duration::from_secs(10), || {
         events(&hooks).contains(&"sipCallEnded".to_owned())
     });
+    hooks.wait_for_event("participantLeft", |b| {
+        b["connectionId"] == c["connectionId"]
+    });
     let ev = events(&hooks);
     let pos = |name: &str| {
         ev.iter()
@@ -348,6 +351,9 @@ fn the_api_steers_a_live_call_and_closing_the_session_hangs_it_up() {
     );
     wait_for("sipCallEnded", Duration::from_secs(10), || {
         events(&hooks).contains(&"sipCallEnded".to_owned())
+    });
+    hooks.wait_for_event("participantLeft", |b| {
+        b["connectionId"] == c["connectionId"]
     });
     let accepted = hooks.accepted();
     let left = accepted

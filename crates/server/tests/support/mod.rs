@@ -728,6 +728,17 @@ impl WebhookReceiver {
             .map(|(h, b, _)| (h.clone(), serde_json::from_str(b).expect("JSON body")))
             .collect()
     }
+
+    /// Waits up to 10 s until an accepted event is `name` and satisfies `pred`. The call's
+    /// events and its session's go out in the order they happened, so the last of either
+    /// kind is what a test waits for before it reads them all.
+    pub fn wait_for_event(&self, name: &str, pred: impl Fn(&serde_json::Value) -> bool) {
+        wait_for(name, Duration::from_secs(10), || {
+            self.accepted()
+                .iter()
+                .any(|(_, b)| b["event"] == name && pred(b))
+        });
+    }
 }
 
 /// An HTTP/1.1 request over loopback with Basic auth `OPENVIDUAPP:<secret>`; returns the
