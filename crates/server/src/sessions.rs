@@ -116,13 +116,29 @@ impl Hub {
         answer
     }
 
-    /// A signalling connection closed. A participant that did not leave gets the grace period.
-    pub(crate) fn socket_closed(&mut self, now_ms: u64, peer: &Peer) {
-        if let Some((sid, cid)) = &peer.joined {
-            self.participants.remove(cid);
-            let deadline = now_ms + RECONNECT_GRACE.as_millis() as u64;
-            self.drops.insert(cid.clone(), (sid.clone(), deadline));
+    /// A signalling connection closed (`tx` is the channel it was fed through). A participant
+    /// that did not leave gets the grace period, unless it is already back on another socket:
+    /// a client that reconnects may do so before its old socket is seen to close (a half-open
+    /// connection is noticed only by the ping watchdog), and that close says nothing of it.
+    pub(crate) fn socket_closed(
+        &mut self,
+        now_ms: u64,
+        peer: &Peer,
+        tx: &mpsc::UnboundedSender<ToParticipant>,
+    ) {
+        let Some((sid, cid)) = &peer.joined else {
+            return;
+        };
+        if self
+            .participants
+            .get(cid)
+            .is_some_and(|current| !current.same_channel(tx))
+        {
+            return;
         }
+        self.participants.remove(cid);
+        let deadline = now_ms + RECONNECT_GRACE.as_millis() as u64;
+        self.drops.insert(cid.clone(), (sid.clone(), deadline));
     }
 
     /// A WebRTC datagram from `source` on our socket `local`.
@@ -513,4 +529,146 @@ pub(crate) fn spawn(
         hub.flush(now_ms);
     });
     Ok((handle, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use phonebridge_rooms::ConnectionProps;
+    use serde_json::json;
+
+    type Inbox = mpsc::UnboundedReceiver<ToParticipant>;
+
+    fn hub() -> Hub {
+        Hub {
+            rooms: Rooms::new(7, "ws://127.0.0.1:4443", 3_600_000),
+            sfu: Sfu::new(now(), Vec::new()),
+            sockets: HashMap::new(),
+            outbox: None,
+            participants: HashMap::new(),
+            drops: HashMap::new(),
+            stats: SharedSfuStats::default(),
+            phones: HashMap::new(),
+            by_session: HashMap::new(),
+            streams: HashMap::new(),
+            notices: None,
+        }
+    }
+
+    /// A signalling socket: its peer state, the channel the hub feeds and its far end.
+    struct Socket {
+        peer: Peer,
+        tx: mpsc::UnboundedSender<ToParticipant>,
+        inbox: Inbox,
+    }
+
+    impl Socket {
+        fn new() -> Self {
+            let (tx, inbox) = mpsc::unbounded_channel();
+            Socket {
+                peer: Peer::default(),
+                tx,
+                inbox,
+            }
+        }
+
+        fn call(&mut self, hub: &mut Hub, now_ms: u64, method: &str, params: Value) -> Value {
+            let req = json!({"jsonrpc": "2.0", "method": method, "params": params, "id": 1});
+            let answer = hub.frame(
+                now_ms,
+                &mut self.peer,
+                "127.0.0.1",
+                &req.to_string(),
+                &self.tx,
+            );
+            serde_json::from_str(&answer.expect("an answer")).unwrap()
+        }
+
+        /// The notifications and closes the hub sent this socket so far.
+        fn received(&mut self) -> Vec<&'static str> {
+            std::iter::from_fn(|| self.inbox.try_recv().ok())
+                .map(|m| match m {
+                    ToParticipant::Notify { method, .. } => method,
+                    ToParticipant::Close => "close",
+                })
+                .collect()
+        }
+    }
+
+    /// A session with one participant joined through `socket`: (session, connection, the
+    /// private id a reconnecting client names).
+    fn joined(hub: &mut Hub, socket: &mut Socket) -> (String, String, String) {
+        let sid = hub
+            .rooms
+            .create_session(1, SessionProps::default())
+            .unwrap()
+            .id
+            .clone();
+        let token = hub
+            .rooms
+            .create_connection(1, &sid, ConnectionProps::default())
+            .unwrap()
+            .token
+            .clone();
+        let r = socket.call(
+            hub,
+            10,
+            "joinRoom",
+            json!({"token": token, "session": sid, "platform": "Chrome", "sdkVersion": "2.32.2",
+                   "metadata": "a", "secret": "", "recorder": false, "stt": false}),
+        );
+        let result = &r["result"];
+        let cid = result["id"].as_str().expect("joined").to_owned();
+        let private = result["sessionId"].as_str().unwrap().to_owned();
+        (sid, cid, private)
+    }
+
+    fn present(hub: &Hub, sid: &str, cid: &str) -> bool {
+        hub.rooms
+            .session(sid)
+            .is_some_and(|s| s.connection(cid).is_some())
+    }
+
+    const PAST_GRACE: u64 = RECONNECT_GRACE.as_millis() as u64 + 1_000;
+
+    #[test]
+    fn the_old_socket_closing_after_a_reconnection_leaves_the_participant_in() {
+        let mut hub = hub();
+        let mut old = Socket::new();
+        let (sid, cid, private) = joined(&mut hub, &mut old);
+        // The client is back on a new socket before its old one is seen to close.
+        let mut new = Socket::new();
+        let r = new.call(
+            &mut hub,
+            20,
+            "connect",
+            json!({"sessionId": private, "reconnect": true}),
+        );
+        assert_eq!(r["result"]["value"], "reconnection successful", "{r}");
+        hub.socket_closed(30, &old.peer, &old.tx);
+        hub.tick(30 + PAST_GRACE);
+        assert!(
+            present(&hub, &sid, &cid),
+            "evicted for a socket it had left"
+        );
+        // What the session sends it reaches the new socket.
+        hub.rooms
+            .delete_connection(40 + PAST_GRACE, &sid, &cid)
+            .unwrap();
+        hub.flush(40 + PAST_GRACE);
+        assert_eq!(new.received(), ["participantEvicted", "close"]);
+        assert!(old.received().is_empty());
+    }
+
+    #[test]
+    fn a_participant_whose_socket_closed_leaves_after_the_grace_period() {
+        let mut hub = hub();
+        let mut socket = Socket::new();
+        let (sid, cid, _) = joined(&mut hub, &mut socket);
+        hub.socket_closed(30, &socket.peer, &socket.tx);
+        hub.tick(30 + RECONNECT_GRACE.as_millis() as u64 - 1);
+        assert!(present(&hub, &sid, &cid), "kept for the grace period");
+        hub.tick(30 + PAST_GRACE);
+        assert!(!present(&hub, &sid, &cid), "gone after it");
+    }
 }

@@ -99,6 +99,6 @@ async fn serve(mut socket: WebSocket, rooms: RoomsHandle, remote: SocketAddr) {
         }
     }
     if !peer.left {
-        rooms.post(move |hub, now| hub.socket_closed(now, &peer));
+        rooms.post(move |hub, now| hub.socket_closed(now, &peer, &tx));
     }
 }
