@@ -89,6 +89,30 @@ pub(crate) struct Hub {
 pub(crate) type SharedSfuStats = Arc<std::sync::Mutex<SfuStats>>;
 
 impl Hub {
+    /// A hub with no participants, phones or dropped sockets yet.
+    fn new(
+        rooms: Rooms,
+        sfu: Sfu,
+        sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
+        outbox: Option<Arc<Outbox>>,
+        stats: SharedSfuStats,
+        notices: Option<Notices>,
+    ) -> Self {
+        Hub {
+            rooms,
+            sfu,
+            sockets,
+            outbox,
+            participants: HashMap::new(),
+            drops: HashMap::new(),
+            stats,
+            phones: HashMap::new(),
+            by_session: HashMap::new(),
+            streams: HashMap::new(),
+            notices,
+        }
+    }
+
     /// A text frame from a signalling connection; returns the answer to send back.
     pub(crate) fn frame(
         &mut self,
@@ -491,19 +515,14 @@ pub(crate) fn spawn(
             }
         });
     }
-    let mut hub = Hub {
+    let mut hub = Hub::new(
         rooms,
-        sfu: Sfu::new(now(), candidates),
+        Sfu::new(now(), candidates),
         sockets,
         outbox,
-        participants: HashMap::new(),
-        drops: HashMap::new(),
         stats,
-        phones: HashMap::new(),
-        by_session: HashMap::new(),
-        streams: HashMap::new(),
         notices,
-    };
+    );
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);
         let far = || now() + Duration::from_secs(3600);
@@ -540,19 +559,14 @@ mod tests {
     type Inbox = mpsc::UnboundedReceiver<ToParticipant>;
 
     fn hub() -> Hub {
-        Hub {
-            rooms: Rooms::new(7, "ws://127.0.0.1:4443", 3_600_000),
-            sfu: Sfu::new(now(), Vec::new()),
-            sockets: HashMap::new(),
-            outbox: None,
-            participants: HashMap::new(),
-            drops: HashMap::new(),
-            stats: SharedSfuStats::default(),
-            phones: HashMap::new(),
-            by_session: HashMap::new(),
-            streams: HashMap::new(),
-            notices: None,
-        }
+        Hub::new(
+            Rooms::new(7, "ws://127.0.0.1:4443", 3_600_000),
+            Sfu::new(now(), Vec::new()),
+            HashMap::new(),
+            None,
+            SharedSfuStats::default(),
+            None,
+        )
     }
 
     /// A signalling socket: its peer state, the channel the hub feeds and its far end.

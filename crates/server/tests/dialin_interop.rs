@@ -107,9 +107,7 @@ fn a_phone_types_the_code_by_rfc4733_and_joins_heard_by_the_browser_and_hearing_
         c["quality"]["packetsReceived"].as_u64().unwrap() > 500,
         "{c}"
     );
-    wait_for("sipCallEnded", Duration::from_secs(10), || {
-        events(&hooks).contains(&"sipCallEnded".to_owned())
-    });
+    hooks.wait_for_event("sipCallEnded", |_| true);
     hooks.wait_for_event("participantLeft", |b| {
         b["connectionId"] == c["connectionId"]
     });
@@ -156,9 +154,7 @@ fn three_wrong_codes_by_sip_info_end_the_call_with_pin_rejected() {
     let dir = scratch_dir("dialin-info");
     let s = one_scenario_call(&server, &dir, "uac_info_wrong_codes.xml");
     assert_eq!((s.successful, s.failed), (1, 0), "{s:?}");
-    wait_for("sipCallEnded", Duration::from_secs(10), || {
-        events(&hooks).contains(&"sipCallEnded".to_owned())
-    });
+    hooks.wait_for_event("sipCallEnded", |_| true);
     let ev = events(&hooks);
     let rejected = ev.iter().filter(|e| *e == "sipPinRejected").count();
     assert_eq!(rejected, 3, "{ev:?}");
@@ -213,9 +209,7 @@ fn a_code_typed_as_inband_tones_joins_the_session() {
         },
     );
     assert!(log.contains("Call established"), "{log}");
-    wait_for("sipCallEnded", Duration::from_secs(10), || {
-        events(&hooks).contains(&"sipCallEnded".to_owned())
-    });
+    hooks.wait_for_event("sipCallEnded", |_| true);
     let c = &calls(&server)[0];
     assert_eq!(c["sessionId"], "inband", "{c}");
     assert_eq!(c["endReason"], "phoneHangup", "{c}");
@@ -349,9 +343,7 @@ fn the_api_steers_a_live_call_and_closing_the_session_hangs_it_up() {
         log.contains("terminated"),
         "the phone was not hung up: {log}"
     );
-    wait_for("sipCallEnded", Duration::from_secs(10), || {
-        events(&hooks).contains(&"sipCallEnded".to_owned())
-    });
+    hooks.wait_for_event("sipCallEnded", |_| true);
     hooks.wait_for_event("participantLeft", |b| {
         b["connectionId"] == c["connectionId"]
     });

@@ -227,9 +227,7 @@ fn a_placed_call_is_heard_in_the_session_during_early_media_and_after_the_answer
     assert_eq!(ended["endReason"], "callDeleted");
     assert_eq!(ended["sipStatus"], 200);
     assert!(ended["quality"]["packetsReceived"].as_u64().unwrap() > 500);
-    wait_for("sipCallEnded", Duration::from_secs(10), || {
-        names(&sip_events(&hooks, &id)).contains(&"sipCallEnded")
-    });
+    hooks.wait_for_event("sipCallEnded", |b| b["callId"] == id.as_str());
     let events = sip_events(&hooks, &id);
     assert_eq!(
         names(&events),
@@ -267,9 +265,7 @@ fn a_busy_callee_ends_the_call_with_busy_and_its_status() {
     assert_eq!(ended["sipStatus"], 486);
     assert!(ended["connectionId"].is_null(), "never joined: {ended}");
     assert_eq!(finish(sipp, &dir), (1, 0));
-    wait_for("sipCallEnded", Duration::from_secs(10), || {
-        names(&sip_events(&hooks, id)).contains(&"sipCallEnded")
-    });
+    hooks.wait_for_event("sipCallEnded", |b| b["callId"] == id);
     let events = sip_events(&hooks, id);
     assert_eq!(names(&events), ["sipCallRinging", "sipCallEnded"]);
     assert_eq!(events[0]["sipStatus"], 180);
