@@ -214,6 +214,18 @@ pub(crate) fn parse_body(body: &Bytes, path: &str) -> Result<Value, Box<Response
     })
 }
 
+/// A string field the request must carry, or the 400 that says it is missing.
+pub(crate) fn required_str(body: &Value, key: &str, path: &str) -> Result<String, Box<Response>> {
+    match body.get(key).and_then(Value::as_str) {
+        Some(v) => Ok(v.to_owned()),
+        None => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            &format!("'{key}' is required"),
+            path,
+        ))),
+    }
+}
+
 fn flag(q: &std::collections::HashMap<String, String>, key: &str) -> bool {
     q.get(key).is_some_and(|v| v == "true")
 }
@@ -402,12 +414,9 @@ async fn create_token(State(s): State<RestState>, body: Bytes) -> Response {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let Some(session) = body
-        .get("session")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        return error(StatusCode::BAD_REQUEST, "'session' is required", path);
+    let session = match required_str(&body, "session", path) {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
     let props = match connection_props(&body) {
         Ok(p) => p,
@@ -445,12 +454,9 @@ async fn signal(State(s): State<RestState>, body: Bytes) -> Response {
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let Some(session) = body
-        .get("session")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        return error(StatusCode::BAD_REQUEST, "'session' is required", path);
+    let session = match required_str(&body, "session", path) {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
     let to: Vec<String> = match body.get("to") {
         None | Some(Value::Null) => Vec::new(),

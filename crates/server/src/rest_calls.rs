@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::calls::CallRecord;
 use crate::gateway::{ApiError, ApiRequest, DialRequest, GatewayMsg};
-use crate::rest::{error, parse_body, stopping, QueryMap, RestState};
+use crate::rest::{error, parse_body, required_str, stopping, QueryMap, RestState};
 use phonebridge_sip::{TransportKind, Uri};
 
 /// The live calls' records (or call `id`'s) as the gateway has them now, media figures
@@ -413,12 +413,9 @@ pub(crate) async fn send_dtmf(
         Ok(b) => b,
         Err(r) => return *r,
     };
-    let Some(digits) = body
-        .get("digits")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-    else {
-        return error(StatusCode::BAD_REQUEST, "'digits' is required", &path);
+    let digits = match required_str(&body, "digits", &path) {
+        Ok(v) => v,
+        Err(r) => return *r,
     };
     ask(&s, &path, StatusCode::OK, |reply| ApiRequest::Dtmf {
         id,

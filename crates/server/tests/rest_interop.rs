@@ -198,6 +198,19 @@ fn the_api_requires_the_secret() {
         body.contains("\"path\":\"/openvidu/api/sessions\""),
         "{body}"
     );
+    // A request without the field it needs is told which one, and changes nothing.
+    for (path, field) in [
+        ("/openvidu/api/tokens", "session"),
+        ("/openvidu/api/signal", "session"),
+        ("/openvidu/api/calls/nope/dtmf", "digits"),
+    ] {
+        let (status, body) = api(server.http, "POST", path, "right", "{\"data\":\"x\"}");
+        assert_eq!(status, 400, "{path}: {body}");
+        assert!(body.contains(&format!("'{field}' is required")), "{body}");
+        assert!(body.contains(&format!("\"path\":\"{path}\"")), "{body}");
+    }
+    let (_, body) = api(server.http, "GET", "/openvidu/api/sessions", "right", "");
+    assert!(body.contains("\"numberOfElements\":0"), "{body}");
 }
 
 #[test]
