@@ -1,5 +1,5 @@
-//! The HTTP service. For now: `/health` and `/metrics` (Prometheus text); the OpenVidu REST
-//! API and WebSocket join this router as they are built.
+//! The operator's HTTP routes: `/health` and `/metrics` (Prometheus text). The OpenVidu REST
+//! API (`rest`) and the signalling WebSocket (`ws`) are merged into the same router at start-up.
 
 use std::fmt::Write as _;
 

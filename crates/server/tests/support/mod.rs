@@ -116,6 +116,33 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// The server's threads, by name (sorted), from /proc.
+    pub fn threads(&self) -> Vec<String> {
+        let dir = format!("/proc/{}/task", self.pid());
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// CPU time the server has used so far (user and system, all threads), in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name, which is in parentheses and may hold spaces:
+        // utime and stime are the 14th and 15th fields of the whole line.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    }
+
     pub fn metrics(&self) -> String {
         http_get(self.http, "/metrics")
     }
