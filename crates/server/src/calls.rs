@@ -1,5 +1,5 @@
-//! Call records: the `Call` object of the REST API (DESIGN §1), kept in SQLite at every change
-//! of status, and the `sip*` webhook events built from it.
+//! Call records: the `Call` object of the REST API (README, "Call records"), kept in SQLite at
+//! every change of status, and the `sip*` webhook events built from it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};

@@ -1,5 +1,6 @@
-//! The calls part of the REST API (DESIGN §1): `POST /sessions/{id}/calls` (dial-out),
-//! `GET /calls[?sessionId=]`, `GET|PATCH|DELETE /calls/{id}` and `POST /calls/{id}/dtmf`.
+//! The calls part of the REST API (README, "Call records"): `POST /sessions/{id}/calls`
+//! (dial-out), `GET /calls[?sessionId=]`, `GET|PATCH|DELETE /calls/{id}` and
+//! `POST /calls/{id}/dtmf`.
 //! Records come from SQLite, so ended calls (and calls of a previous run) are listed too;
 //! changes to a live call go to the SIP gateway, which owns it.
 
