@@ -224,6 +224,24 @@ pub struct SippStats {
     pub status: std::process::ExitStatus,
 }
 
+/// SIPp's built-in `uac` scenario: `calls` calls to `user` at `target`, `rate` per second,
+/// from `local_ip` on a free port, with `extra` options.
+pub fn sipp_uac(
+    dir: &Path,
+    user: &str,
+    target: &str,
+    (calls, rate): (u32, u32),
+    local_ip: &str,
+    extra: &[&str],
+) -> SippStats {
+    let (calls, rate) = (calls.to_string(), rate.to_string());
+    let mut args = vec![
+        "-sn", "uac", "-s", user, target, "-m", &calls, "-r", &rate, "-i", local_ip, "-p", "0",
+    ];
+    args.extend_from_slice(extra);
+    sipp(dir, &args)
+}
+
 /// Runs `sipp` with `args` plus statistics options; fails the test if sipp is missing.
 pub fn sipp(dir: &Path, args: &[&str]) -> SippStats {
     let stf = dir.join("stats.csv");
