@@ -465,3 +465,27 @@ fn rfc2543_peer_without_branch_cookie_is_matched_by_its_fields() {
     );
     assert_eq!(h.ep.active_transactions(), 0);
 }
+
+#[test]
+fn a_bye_before_the_ack_ends_the_call_and_the_2xx_retransmissions() {
+    // The peer's ACK was lost; its BYE shows it has the 2xx, which need not be sent again.
+    let mut h = Harness::udp();
+    let call = incoming(&mut h, "c1");
+    let tag = answer(&mut h, call);
+    h.run_until(0.7);
+    h.recv(&in_dialog("BYE", "c1", &tag, "z9hG4bKbye1", 2, "BYE", ""));
+    assert!(h.take_events().contains(&Event::Ended {
+        call,
+        reason: EndReason::RemoteBye
+    }));
+    h.run_until(40.0);
+    let oks: Vec<(f64, String)> = h.sent_starting("SIP/2.0 200");
+    let invite_oks: Vec<f64> = oks
+        .iter()
+        .filter(|(_, m)| header(m, "CSeq").unwrap().ends_with("INVITE"))
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(invite_oks, [0.0, 0.5], "no 2xx after the BYE");
+    assert_eq!(h.ep.active_calls(), 0);
+    assert_eq!(h.ep.active_transactions(), 0);
+}
