@@ -44,6 +44,43 @@ fn sipp_uac_calls_echo_over_udp() {
 }
 
 #[test]
+fn calls_complete_when_a_tenth_of_the_callers_messages_are_lost() {
+    // A shorter T1 than SIPp's (500 ms), so that a 2xx whose ACK and BYE were both lost
+    // stops waiting (64·T1 = 16 s) sooner, but not before SIPp's last BYE retransmission
+    // (11.5 s) could have arrived: the BYE must find the call, not a 481.
+    let server = Server::start(&["--sip-t1-ms", "250"]);
+    let dir = scratch_dir("uac-lossy");
+    let target = server.sip.to_string();
+    // SIPp drops 10 % of what it sends (INVITEs, ACKs, BYEs): its retransmissions, and ours
+    // of the 2xx whose ACK was lost, have to carry every call through.
+    let s = sipp_uac(
+        &dir,
+        "echo",
+        &target,
+        (100, 50),
+        "127.0.0.1",
+        &["-lost", "10"],
+    );
+    assert_eq!((s.successful, s.failed), (100, 0), "{s:?}");
+    assert!(
+        server.metric("phonebridge_sip_retransmissions_absorbed_total")
+            + server.metric("phonebridge_sip_responses_retransmitted_total")
+            > 0.0,
+        "the loss was made up for by retransmissions"
+    );
+    // Nothing is left hanging on our side: every call ends, every transaction winds down.
+    wait_for(
+        "every call and transaction to end",
+        Duration::from_secs(60),
+        || {
+            server.metric("phonebridge_sip_active_calls") == 0.0
+                && server.metric("phonebridge_sip_active_transactions") == 0.0
+        },
+    );
+    assert_eq!(server.metric("phonebridge_sip_calls_ended_total"), 100.0);
+}
+
+#[test]
 fn sipp_uac_calls_echo_over_tcp() {
     let server = Server::start(&[]);
     let dir = scratch_dir("uac-tcp");
