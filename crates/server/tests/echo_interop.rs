@@ -81,6 +81,20 @@ fn calls_complete_when_a_tenth_of_the_callers_messages_are_lost() {
 }
 
 #[test]
+fn offerless_invite_hold_resume_and_reoffer_are_answered_in_kind() {
+    // The scenario checks each 200's SDP itself (see its header): an offer where one was
+    // asked for, else an answer whose direction follows the offer's.
+    let server = Server::start(&[]);
+    let dir = scratch_dir("uac-hold");
+    let s = one_scenario_call(&server, &dir, "uac_offerless_hold.xml");
+    let errors = std::fs::read_to_string(dir.join("errors.log")).unwrap_or_default();
+    assert_eq!((s.successful, s.failed), (1, 0), "{s:?}\n{errors}");
+    wait_for("the call to end", Duration::from_secs(5), || {
+        server.metric("phonebridge_sip_calls_ended_total") == 1.0
+    });
+}
+
+#[test]
 fn sipp_uac_calls_echo_over_tcp() {
     let server = Server::start(&[]);
     let dir = scratch_dir("uac-tcp");

@@ -299,6 +299,14 @@ pub enum Screened {
 
 /// Parses one datagram (or one framed stream message) and applies [`check_request`] and,
 /// for requests outside a dialog, `policy` — the single entry point for received bytes.
+/// The CSeq header names the ACK method.
+fn is_ack_cseq(headers: &crate::message::Headers) -> bool {
+    headers
+        .get(&HeaderName::CSEQ)
+        .and_then(|v| v.split_ascii_whitespace().nth(1))
+        == Some("ACK")
+}
+
 pub fn screen(
     parsed: Result<crate::message::Message, crate::error::ParseError>,
     policy: &UasPolicy,
@@ -306,6 +314,9 @@ pub fn screen(
     use crate::message::Message;
     match parsed {
         Err(e) => match e.request_headers {
+            // An ACK never gets a response (RFC 3261 §17.1.1.3, §17.2.1), even one we cannot
+            // read: its CSeq tells what it is when the request line does not.
+            Some(headers) if is_ack_cseq(&headers) => Screened::Drop("malformed ACK".into()),
             Some(headers) => Screened::Reject {
                 rejection: Rejection::new(e.status, e.reason),
                 headers,

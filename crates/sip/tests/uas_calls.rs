@@ -489,3 +489,25 @@ fn a_bye_before_the_ack_ends_the_call_and_the_2xx_retransmissions() {
     assert_eq!(h.ep.active_calls(), 0);
     assert_eq!(h.ep.active_transactions(), 0);
 }
+
+#[test]
+fn a_malformed_ack_gets_no_answer() {
+    // An ACK is never answered, even when its request line cannot be read (an empty
+    // Request-URI here) or a header is broken: the request is dropped and counted.
+    let mut h = Harness::udp();
+    let tail = "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKa\nMax-Forwards: 70\nFrom: <sip:a@192.0.2.10>;tag=x\nTo: <sip:echo@127.0.0.1>;tag=y\nCall-ID: a1\n";
+    h.recv(&format!(
+        "ACK  SIP/2.0\n{tail}CSeq: 1 ACK\nContent-Length: 0\n\n"
+    ));
+    h.recv(&format!(
+        "ACK sip:echo@127.0.0.1 SIP/2.0\n{tail}CSeq: 99999999999 ACK\nContent-Length: 0\n\n"
+    ));
+    assert_eq!(h.take_sent(), Vec::<String>::new());
+    assert_eq!(h.ep.stats().dropped_malformed, 2);
+    // The same broken request line on an INVITE is answered.
+    h.recv(&format!(
+        "INVITE  SIP/2.0\n{tail}CSeq: 1 INVITE\nContent-Length: 0\n\n"
+    ));
+    let r = h.take_sent().pop().expect("an answer");
+    assert!(r.starts_with("SIP/2.0 400"), "{r}");
+}
