@@ -95,6 +95,16 @@ fn offerless_invite_hold_resume_and_reoffer_are_answered_in_kind() {
 }
 
 #[test]
+fn our_bye_follows_the_record_route_of_a_compact_invite() {
+    // The scenario checks the BYE's Request-URI and Route headers (see its header).
+    let server = Server::start(&["--media-timeout", "1"]);
+    let dir = scratch_dir("uac-rr");
+    let s = one_scenario_call(&server, &dir, "uac_compact_record_route.xml");
+    let errors = std::fs::read_to_string(dir.join("errors.log")).unwrap_or_default();
+    assert_eq!((s.successful, s.failed), (1, 0), "{s:?}\n{errors}");
+}
+
+#[test]
 fn sipp_uac_calls_echo_over_tcp() {
     let server = Server::start(&[]);
     let dir = scratch_dir("uac-tcp");
