@@ -80,6 +80,11 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         s.rejected_busy,
     );
     counter(
+        "sip_rejected_merged_total",
+        "Copies of an INVITE that arrived by a second path (fork or loop), refused with 482.",
+        s.rejected_merged,
+    );
+    counter(
         "sip_unmatched_responses_total",
         "Responses matching no transaction.",
         s.unmatched_responses,

@@ -511,3 +511,33 @@ fn a_malformed_ack_gets_no_answer() {
     let r = h.take_sent().pop().expect("an answer");
     assert!(r.starts_with("SIP/2.0 400"), "{r}");
 }
+
+#[test]
+fn a_forked_copy_of_an_invite_gets_482_and_no_second_call() {
+    // A forking proxy (or a loop) delivers the same INVITE twice, with its own branch on
+    // each copy: one call is set up, the other copy is refused (RFC 3261 §8.2.2.2).
+    let mut h = Harness::udp();
+    let call = incoming(&mut h, "c1");
+    let copy = invite("c1", "z9hG4bKfork2", 1, SDP);
+    h.recv(&copy);
+    assert_eq!(h.take_events(), [], "no second call");
+    let refused = h.sent_starting("SIP/2.0 482");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].1.contains("branch=z9hG4bKfork2"),
+        "{}",
+        refused[0].1
+    );
+    assert_eq!(h.ep.stats().rejected_merged, 1);
+    // Its retransmission is absorbed by its own transaction: the same 482 again.
+    h.recv(&copy);
+    assert_eq!(h.sent_starting("SIP/2.0 482").len(), 2);
+    assert_eq!(h.ep.stats().rejected_merged, 1);
+    // The first copy's call goes on; a new INVITE of the caller (next CSeq, as after a
+    // challenge) is not a copy.
+    answer(&mut h, call);
+    assert_eq!(h.ep.active_calls(), 1);
+    h.recv(&invite("c1", "z9hG4bKnext", 2, SDP));
+    assert!(matches!(&h.take_events()[..], [Event::IncomingCall { .. }]));
+    assert_eq!(h.ep.stats().rejected_merged, 1);
+}

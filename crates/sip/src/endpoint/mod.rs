@@ -156,6 +156,8 @@ pub struct Stats {
     pub dropped_flood: u64,
     pub dropped_scanner: u64,
     pub rejected_busy: u64,
+    /// INVITEs that reached us twice by different paths (a fork or a loop), refused with 482.
+    pub rejected_merged: u64,
     /// INVITEs from an authenticating trunk answered with a digest challenge.
     pub auth_challenges: u64,
     pub unmatched_responses: u64,

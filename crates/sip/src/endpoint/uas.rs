@@ -186,6 +186,25 @@ impl Endpoint {
         }
     }
 
+    /// A merged request (RFC 3261 §8.2.2.2): an INVITE without To tag whose Call-ID, From
+    /// (tag included) and CSeq are those of a call we are answering, but which its
+    /// transaction did not match — a copy that a forking proxy or a loop delivered by another
+    /// path. Answering it too would set up a second call for one caller.
+    fn is_merged(&self, req: &Request, env: &Envelope) -> bool {
+        let Some(list) = self.dialogs.get(&env.call_id) else {
+            return false;
+        };
+        let from = req.headers.get(&HeaderName::FROM);
+        let cseq = req.headers.get(&HeaderName::CSEQ);
+        list.iter().any(|(_, h)| {
+            self.calls.get(h).is_some_and(|c| {
+                c.uac.is_none()
+                    && Some(c.remote_party.as_str()) == from
+                    && c.invite.headers.get(&HeaderName::CSEQ) == cseq
+            })
+        })
+    }
+
     fn answer_options(
         &mut self,
         now: Instant,
@@ -216,6 +235,11 @@ impl Endpoint {
             (&env, &from),
             None,
         );
+        if self.is_merged(&req, &env) {
+            self.stats.rejected_merged += 1;
+            let r = build::response(&req, 482, Some(&self.random_token()));
+            return self.respond_tx(now, id, r);
+        }
         if let Some(challenge) = self.inbound_challenge(now, from.remote.ip(), &req) {
             self.stats.auth_challenges += 1;
             let mut r = build::response(&req, 401, Some(&self.random_token()));
