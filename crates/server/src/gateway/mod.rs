@@ -509,7 +509,7 @@ impl Gateway {
             let offer = sdp::offer(&call.caps, &call.local(), &call.offer_keys);
             let text = offer.print();
             call.offered = Some(offer);
-            self.admit(h, call, now);
+            self.admit(h, call);
             text
         } else {
             let answer = parse(body).and_then(|offer| {
@@ -517,7 +517,7 @@ impl Gateway {
             });
             match answer {
                 Ok((sd, negotiated)) => {
-                    self.admit(h, call, now);
+                    self.admit(h, call);
                     if !self.apply(ep, h, now, negotiated) {
                         self.end(h, EndReason::Error, Some(500));
                         self.forget(h);
@@ -546,7 +546,7 @@ impl Gateway {
     }
 
     /// Takes a new call in; a dial-in call is recorded and announced.
-    fn admit(&mut self, h: CallHandle, call: Call, _now: Instant) {
+    fn admit(&mut self, h: CallHandle, call: Call) {
         if let Role::Bridged(d) = &call.role {
             self.by_id.insert(d.record.id.clone(), h);
             self.store(&d.record);
