@@ -390,8 +390,6 @@ pub fn carrier(dir: &Path, scenario: &[&str], transport: &str) -> (Child, u16) {
     let (mp, _) = port_range(10);
     let child = Command::new("sipp")
         .current_dir(dir)
-        // One call unless `scenario` says otherwise (a later option wins).
-        .args(["-m", "1"])
         .args(scenario)
         .args([
             "-i",
@@ -404,6 +402,8 @@ pub fn carrier(dir: &Path, scenario: &[&str], transport: &str) -> (Child, u16) {
             transport,
         ])
         .args([
+            "-m",
+            "1",
             "-nostdin",
             "-timeout",
             "30s",
