@@ -505,7 +505,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             driver_metrics,
         )
         .with_tls_client(tls_client, &trunk_names)
-        .with_tls_names(driver_tls_names);
+        .with_tls_names(driver_tls_names)
+        .with_resolver(dns);
         if let Some(port) = tls_port {
             driver = driver.with_tls_port(port);
         }

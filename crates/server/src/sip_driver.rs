@@ -184,6 +184,8 @@ pub(crate) struct Driver<A> {
     panics: u64,
     /// Trunk names of our registrations, for logs.
     reg_names: HashMap<phonebridge_sip::endpoint::RegHandle, String>,
+    /// Locates the next hop of a request whose connection is gone (RFC 3263).
+    dns: Option<crate::dns::Resolver>,
 }
 
 impl<A: App> Driver<A> {
@@ -218,7 +220,14 @@ impl<A: App> Driver<A> {
             buf: vec![0u8; 65536],
             reg_names: HashMap::new(),
             panics: 0,
+            dns: None,
         }
+    }
+
+    /// Locates host names with `dns` when a request must open a new connection.
+    pub(crate) fn with_resolver(mut self, dns: crate::dns::Resolver) -> Self {
+        self.dns = Some(dns);
+        self
     }
 
     /// Keeps a registration with `trunk` (resolved to `remote`) from the start.
@@ -573,17 +582,37 @@ impl<A: App> Driver<A> {
                     }
                     return;
                 }
-                // No connection to the peer: open one (RFC 3261 §18.2.2 fallback).
+                // No connection to the peer. A request goes where its own headers say (RFC
+                // 3261 §8.1.2: the first Route, else the Request-URI): a peer that opened the
+                // flow did so from a port it need not listen on, and the flow may be gone
+                // (closed by the peer, or by a load balancer idle for minutes). A response,
+                // or a request whose next hop cannot be reached, goes to the flow's address
+                // (RFC 3261 §18.2.2).
+                let hop = next_hop(&bytes);
+                if let Some(c) = hop
+                    .as_ref()
+                    .and_then(NextHop::address)
+                    .map(|h| h.socket_addr(peer.transport))
+                    .and_then(|a| self.by_remote.get(&a))
+                    .and_then(|c| self.conns.get(c))
+                {
+                    if c.writer.try_send(bytes).is_err() {
+                        tracing::debug!("tcp connection backlogged or closed; dropping message");
+                    }
+                    return;
+                }
                 let tx = self.tx.clone();
                 let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed));
                 let tls = match peer.transport {
                     TransportKind::Tls => match &self.tls_client {
                         Some(cfg) => {
-                            let name = self
+                            let configured = self
                                 .tls_names
                                 .lock()
                                 .ok()
-                                .and_then(|n| n.get(&peer.remote).cloned())
+                                .and_then(|n| n.get(&peer.remote).cloned());
+                            let name = configured
+                                .or_else(|| hop.as_ref().and_then(NextHop::name).map(str::to_owned))
                                 .unwrap_or_else(|| peer.remote.ip().to_string());
                             Some((tokio_rustls::TlsConnector::from(cfg.clone()), name))
                         }
@@ -595,15 +624,37 @@ impl<A: App> Driver<A> {
                     },
                     _ => None,
                 };
+                let dns = self.dns;
                 tokio::spawn(async move {
-                    if !connect(peer.remote, tls, id, tx.clone(), bytes).await {
-                        let _ = tx
-                            .send(Input::ConnectFailed {
-                                transport: peer.transport,
-                                remote: peer.remote,
-                            })
-                            .await;
+                    let mut bytes = bytes;
+                    let located = match (&hop, dns) {
+                        (Some(h), _) if h.address().is_some() => {
+                            h.address().map(|a| a.socket_addr(peer.transport))
+                        }
+                        (Some(h), Some(dns)) => dns.locate(&h.host, h.port, peer.transport).await,
+                        _ => None,
+                    };
+                    let mut targets = vec![];
+                    targets.extend(located.filter(|a| *a != peer.remote));
+                    targets.push(peer.remote);
+                    for (i, target) in targets.iter().enumerate() {
+                        let last = i + 1 == targets.len();
+                        let first = if last {
+                            std::mem::take(&mut bytes)
+                        } else {
+                            bytes.clone()
+                        };
+                        if connect(*target, tls.clone(), id, tx.clone(), first).await {
+                            return;
+                        }
+                        tracing::debug!(target = %crate::redact::Addr(*target), "connection failed");
                     }
+                    let _ = tx
+                        .send(Input::ConnectFailed {
+                            transport: peer.transport,
+                            remote: peer.remote,
+                        })
+                        .await;
                 });
             }
         }
@@ -683,6 +734,77 @@ pub(crate) fn route_local_ip(remote: IpAddr) -> IpAddr {
 
 /// Opens a connection (TCP, or TLS when `tls` names the server) and serves it, sending
 /// `first` once it is up; false when the connection or handshake failed.
+/// Where a request says it goes next: the host and port of its first Route, else of its
+/// Request-URI. `None` for a response or a non-SIP URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct NextHop {
+    host: String,
+    port: Option<u16>,
+}
+
+/// An IP address and port, when the next hop names one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HopAddress {
+    ip: IpAddr,
+    port: Option<u16>,
+}
+
+impl HopAddress {
+    fn socket_addr(self, transport: TransportKind) -> SocketAddr {
+        let default = if transport == TransportKind::Tls {
+            5061
+        } else {
+            5060
+        };
+        SocketAddr::new(self.ip, self.port.unwrap_or(default))
+    }
+}
+
+impl NextHop {
+    fn address(&self) -> Option<HopAddress> {
+        let bare = self.host.trim_start_matches('[').trim_end_matches(']');
+        let ip = bare.parse().ok()?;
+        Some(HopAddress {
+            ip,
+            port: self.port,
+        })
+    }
+
+    /// The host name, when it is not an address (the name a TLS certificate shows).
+    fn name(&self) -> Option<&str> {
+        self.address().is_none().then_some(self.host.as_str())
+    }
+}
+
+fn next_hop(bytes: &[u8]) -> Option<NextHop> {
+    if bytes.starts_with(b"SIP/") {
+        return None;
+    }
+    let Ok(Message::Request(req)) = phonebridge_sip::parse_datagram(bytes, &Limits::default())
+    else {
+        return None;
+    };
+    let route = req
+        .headers
+        .get(&phonebridge_sip::HeaderName::ROUTE)
+        .and_then(|v| phonebridge_sip::NameAddr::parse_list(v).ok())
+        .and_then(|list| list.into_iter().next());
+    let uri = match route {
+        Some(r) => r.uri,
+        None => req.uri,
+    };
+    match uri {
+        phonebridge_sip::Uri::Sip(u) => Some(NextHop {
+            host: match u.host {
+                phonebridge_sip::Host::Name(n) => n,
+                phonebridge_sip::Host::Ip(ip) => ip.to_string(),
+            },
+            port: u.port,
+        }),
+        phonebridge_sip::Uri::Other { .. } => None,
+    }
+}
+
 async fn connect(
     remote: SocketAddr,
     tls: Option<(tokio_rustls::TlsConnector, String)>,
@@ -897,6 +1019,44 @@ async fn run_conn<S>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_goes_next_to_its_first_route_else_its_request_uri() {
+        let request = |uri: &str, routes: &str| {
+            format!(
+                "BYE {uri} SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bKx\r\n{routes}\
+                 From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\n\
+                 CSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            )
+            .into_bytes()
+        };
+        let addr = |b: &[u8], t| {
+            next_hop(b)
+                .and_then(|h| h.address())
+                .map(|a| a.socket_addr(t))
+        };
+        let direct = request("sip:alice@192.0.2.7:5072;transport=tcp", "");
+        assert_eq!(
+            addr(&direct, TransportKind::Tcp),
+            Some("192.0.2.7:5072".parse().unwrap())
+        );
+        let routed = request(
+            "sip:alice@192.0.2.7:5072",
+            "Route: <sip:[2001:db8::5];lr>, <sip:edge.example;lr>\r\nRoute: <sip:x.example;lr>\r\n",
+        );
+        assert_eq!(
+            addr(&routed, TransportKind::Tls),
+            Some("[2001:db8::5]:5061".parse().unwrap())
+        );
+        let named = request(
+            "sip:alice@192.0.2.7",
+            "Route: <sip:edge.example:5070;lr>\r\n",
+        );
+        let hop = next_hop(&named).unwrap();
+        assert_eq!((hop.name(), hop.port), (Some("edge.example"), Some(5070)));
+        assert!(next_hop(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n").is_none());
+        assert!(next_hop(&request("tel:+15550100", "")).is_none());
+    }
 
     #[test]
     fn a_panic_is_contained_and_counted() {

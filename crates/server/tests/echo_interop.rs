@@ -104,6 +104,114 @@ fn our_bye_follows_the_record_route_of_a_compact_invite() {
     assert_eq!((s.successful, s.failed), (1, 0), "{s:?}\n{errors}");
 }
 
+/// Reads one SIP message from `s`: the header section and as much body as its
+/// Content-Length says. `None` when the stream ends or stays silent for 10 s.
+fn read_sip(s: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).ok()?;
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some(head + &String::from_utf8(body).ok()?)
+}
+
+/// The value of header `name` in `msg`.
+fn header_value<'a>(msg: &'a str, name: &str) -> &'a str {
+    msg.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} in {msg}"))
+        .trim()
+}
+
+#[test]
+fn our_bye_reaches_a_tcp_caller_at_its_contact_after_its_connection_closed() {
+    use std::io::Write;
+    // The caller listens on its Contact port and calls from another (as every TCP client
+    // does); after the ACK it closes its connection (as a restart, or a load balancer's idle
+    // timeout, would). The echo user's media timeout then ends the call: the BYE has to open
+    // a connection to the Contact, since the port the call came from is gone.
+    let server = Server::start(&["--media-timeout", "1"]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut conn = std::net::TcpStream::connect(server.sip).unwrap();
+    let sip = server.sip;
+    let sdp = "v=0\r\no=tcp 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    let dialog =
+        "From: <sip:caller@127.0.0.1>;tag=tc1\r\nCall-ID: tcp-contact-1\r\nMax-Forwards: 70\r\n";
+    let invite = format!(
+        "INVITE sip:echo@{sip} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKtc1\r\n\
+         {dialog}To: <sip:echo@{sip}>\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:caller@127.0.0.1:{port};transport=tcp>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    conn.write_all(invite.as_bytes()).unwrap();
+    let ok = loop {
+        let m = read_sip(&mut conn).expect("an answer to the INVITE");
+        if m.starts_with("SIP/2.0 200") {
+            break m;
+        }
+        assert!(m.starts_with("SIP/2.0 1"), "{m}");
+    };
+    let to = header_value(&ok, "To");
+    let target = header_value(&ok, "Contact")
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    let ack = format!(
+        "ACK {target} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKtc2\r\n\
+         {dialog}To: {to}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    conn.write_all(ack.as_bytes()).unwrap();
+    drop(conn);
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let bye = read_sip(&mut s);
+            let _ = tx.send(bye.clone());
+            if let Some(bye) = bye {
+                let reply = format!(
+                    "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+                    header_value(&bye, "Via"),
+                    header_value(&bye, "From"),
+                    header_value(&bye, "To"),
+                    header_value(&bye, "Call-ID"),
+                    header_value(&bye, "CSeq"),
+                );
+                let _ = s.write_all(reply.as_bytes());
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    });
+    let bye = rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("a connection to the caller's Contact")
+        .expect("a request on it");
+    assert!(
+        bye.starts_with(&format!(
+            "BYE sip:caller@127.0.0.1:{port};transport=tcp SIP/2.0"
+        )),
+        "{bye}"
+    );
+    assert_eq!(header_value(&bye, "Call-ID"), "tcp-contact-1");
+    wait_for("the call to end", Duration::from_secs(5), || {
+        server.metric("phonebridge_sip_active_calls") == 0.0
+    });
+    assert_eq!(server.metric("phonebridge_sip_calls_ended_total"), 1.0);
+}
+
 #[test]
 fn sipp_uac_calls_echo_over_tcp() {
     let server = Server::start(&[]);
