@@ -582,13 +582,14 @@ impl<A: App> Driver<A> {
                     }
                     return;
                 }
-                // No connection to the peer. A request goes where its own headers say (RFC
-                // 3261 §8.1.2: the first Route, else the Request-URI): a peer that opened the
-                // flow did so from a port it need not listen on, and the flow may be gone
-                // (closed by the peer, or by a load balancer idle for minutes). A response,
-                // or a request whose next hop cannot be reached, goes to the flow's address
-                // (RFC 3261 §18.2.2).
-                let hop = next_hop(&bytes);
+                // No connection to the peer. Where the flow had one and it is gone (closed by
+                // the peer, or by a load balancer idle for minutes), a request goes where its
+                // own headers say (RFC 3261 §8.1.2: the first Route, else the Request-URI): a
+                // peer that opened the flow did so from a port it need not listen on. A
+                // response, a request whose next hop cannot be reached, and a first request
+                // to an address the endpoint chose (a trunk, an outbound proxy) go to the
+                // flow's address (RFC 3261 §18.2.2).
+                let hop = peer.conn.and_then(|_| next_hop(&bytes));
                 if let Some(c) = hop
                     .as_ref()
                     .and_then(NextHop::address)
