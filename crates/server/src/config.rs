@@ -164,6 +164,7 @@ settings! {
     sip_t2_ms: "sip-t2-ms", "PHONEBRIDGE_SIP_T2_MS", "MS", "SIP timer T2 in milliseconds [default: 4000]";
     sip_t4_ms: "sip-t4-ms", "PHONEBRIDGE_SIP_T4_MS", "MS", "SIP timer T4 in milliseconds [default: 5000]";
     sip_tcp_max_connections: "sip-tcp-max-connections", "PHONEBRIDGE_SIP_TCP_MAX_CONNECTIONS", "N", "Most open SIP TCP connections [default: 1024]";
+    sip_tcp_idle_timeout: "sip-tcp-idle-timeout", "PHONEBRIDGE_SIP_TCP_IDLE_TIMEOUT", "SECONDS", "Close a SIP TCP/TLS connection quiet for this long, unless a call runs on it [default: 600]";
     media_timeout: "media-timeout", "PHONEBRIDGE_MEDIA_TIMEOUT", "SECONDS", "Hang up a call after this long without media from the phone, 0 for never (paused on hold) [default: 30]";
     srtp: "srtp", "PHONEBRIDGE_SRTP", "off|allow|require", "SRTP (SDES) policy for calls from sources that are not configured trunks [default: allow]";
     dialin_numbers: "dialin-numbers", "PHONEBRIDGE_DIALIN_NUMBERS", "NUMBER,...", "Numbers (SIP user parts) that reach the dial-in voice menu; + and separators are ignored [default: dialin]";
@@ -225,6 +226,8 @@ pub(crate) struct Config {
     pub(crate) t2: Duration,
     pub(crate) t4: Duration,
     pub(crate) tcp_max_connections: usize,
+    /// A SIP connection quiet this long closes, unless a call runs on it.
+    pub(crate) tcp_idle_timeout: Duration,
     /// Hang up after this long without media; `None` never.
     pub(crate) media_timeout: Option<Duration>,
     pub(crate) srtp: phonebridge_sdp::SrtpPolicy,
@@ -484,6 +487,10 @@ impl Config {
                 "a positive integer",
                 |s| s.parse().ok().filter(|n| *n > 0),
             )?,
+            tcp_idle_timeout: r.parse("sip-tcp-idle-timeout", "600", "seconds (1-86400)", |s| {
+                let n: u64 = s.parse().ok().filter(|n| (1..=86_400).contains(n))?;
+                Some(Duration::from_secs(n))
+            })?,
             media_timeout: r.parse(
                 "media-timeout",
                 "30",

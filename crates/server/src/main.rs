@@ -440,12 +440,16 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let tls_names = sip_driver::TlsNames::default();
     let driver_tls_names = tls_names.clone();
     let mut tls_port = None;
+    let conn_limits = sip_driver::ConnLimits {
+        max: cfg.tcp_max_connections,
+        idle: cfg.tcp_idle_timeout,
+    };
     tokio::spawn(sip_driver::accept_loop(
         tcp,
         None,
         tx.clone(),
         next_conn.clone(),
-        cfg.tcp_max_connections,
+        conn_limits,
     ));
     if let Some((listener, server)) = sip_tls {
         let bound = listener.local_addr()?;
@@ -456,7 +460,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             Some(acceptor),
             tx.clone(),
             next_conn,
-            cfg.tcp_max_connections,
+            conn_limits,
         ));
     }
 
@@ -506,7 +510,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         )
         .with_tls_client(tls_client, &trunk_names)
         .with_tls_names(driver_tls_names)
-        .with_resolver(dns);
+        .with_resolver(dns)
+        .with_tcp_idle(conn_limits.idle);
         if let Some(port) = tls_port {
             driver = driver.with_tls_port(port);
         }

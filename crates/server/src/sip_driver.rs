@@ -79,6 +79,30 @@ pub(crate) enum Input {
         transport: TransportKind,
         remote: SocketAddr,
     },
+    /// A connection has been quiet for the idle timeout: may it close? (Not while a call or
+    /// a transaction runs on it: a caller behind NAT is reachable only through it.)
+    Idle {
+        conn: ConnId,
+        in_use: tokio::sync::oneshot::Sender<bool>,
+    },
+}
+
+/// A connection task's ties to the driver.
+#[derive(Clone)]
+pub(crate) struct Link {
+    id: ConnId,
+    tx: mpsc::Sender<Input>,
+    /// How long the connection may sit with nothing to read before it asks to close.
+    idle: Duration,
+}
+
+/// Bounds on the connections a listener accepts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConnLimits {
+    /// Open connections at most (64 per source address).
+    pub(crate) max: usize,
+    /// See [`Link::idle`].
+    pub(crate) idle: Duration,
 }
 
 /// Figures the driver publishes for `/metrics`.
@@ -186,6 +210,8 @@ pub(crate) struct Driver<A> {
     reg_names: HashMap<phonebridge_sip::endpoint::RegHandle, String>,
     /// Locates the next hop of a request whose connection is gone (RFC 3263).
     dns: Option<crate::dns::Resolver>,
+    /// The idle timeout of connections we open.
+    tcp_idle: Duration,
 }
 
 impl<A: App> Driver<A> {
@@ -221,7 +247,14 @@ impl<A: App> Driver<A> {
             reg_names: HashMap::new(),
             panics: 0,
             dns: None,
+            tcp_idle: DEFAULT_IDLE_TIMEOUT,
         }
+    }
+
+    /// The idle timeout of connections we open (see [`Link::idle`]).
+    pub(crate) fn with_tcp_idle(mut self, idle: Duration) -> Self {
+        self.tcp_idle = idle;
+        self
     }
 
     /// Locates host names with `dns` when a request must open a new connection.
@@ -518,6 +551,9 @@ impl<A: App> Driver<A> {
                 };
                 self.ep.handle_transport_error(now, &peer);
             }
+            Input::Idle { conn, in_use } => {
+                let _ = in_use.send(self.ep.connection_in_use(conn));
+            }
         }
     }
 
@@ -626,6 +662,11 @@ impl<A: App> Driver<A> {
                     _ => None,
                 };
                 let dns = self.dns;
+                let link = Link {
+                    id,
+                    tx: tx.clone(),
+                    idle: self.tcp_idle,
+                };
                 tokio::spawn(async move {
                     let mut bytes = bytes;
                     let located = match (&hop, dns) {
@@ -645,7 +686,7 @@ impl<A: App> Driver<A> {
                         } else {
                             bytes.clone()
                         };
-                        if connect(*target, tls.clone(), id, tx.clone(), first).await {
+                        if connect(*target, tls.clone(), link.clone(), first).await {
                             return;
                         }
                         tracing::debug!(target = %crate::redact::Addr(*target), "connection failed");
@@ -809,8 +850,7 @@ fn next_hop(bytes: &[u8]) -> Option<NextHop> {
 async fn connect(
     remote: SocketAddr,
     tls: Option<(tokio_rustls::TlsConnector, String)>,
-    id: ConnId,
-    tx: mpsc::Sender<Input>,
+    link: Link,
     first: Vec<u8>,
 ) -> bool {
     let Ok(Ok(stream)) =
@@ -823,18 +863,7 @@ async fn connect(
     };
     let _ = stream.set_nodelay(true);
     match tls {
-        None => {
-            run_conn(
-                stream,
-                TransportKind::Tcp,
-                remote,
-                local,
-                id,
-                tx,
-                Some(first),
-            )
-            .await
-        }
+        None => run_conn(stream, TransportKind::Tcp, remote, local, link, Some(first)).await,
         Some((connector, name)) => {
             let Ok(server_name) = rustls::pki_types::ServerName::try_from(name.clone()) else {
                 tracing::warn!(%name, "not a valid TLS server name");
@@ -844,7 +873,7 @@ async fn connect(
                 .await
             {
                 Ok(Ok(s)) => {
-                    run_conn(s, TransportKind::Tls, remote, local, id, tx, Some(first)).await
+                    run_conn(s, TransportKind::Tls, remote, local, link, Some(first)).await
                 }
                 Ok(Err(e)) => {
                     tracing::warn!(remote = %crate::redact::Addr(remote), error = %e, "TLS handshake failed");
@@ -863,7 +892,7 @@ pub(crate) async fn accept_loop(
     tls: Option<tokio_rustls::TlsAcceptor>,
     tx: mpsc::Sender<Input>,
     next_conn: Arc<AtomicU64>,
-    max: usize,
+    limits: ConnLimits,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
     let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
@@ -880,26 +909,30 @@ pub(crate) async fn accept_loop(
         {
             let mut m = per_ip.lock().unwrap_or_else(|p| p.into_inner());
             let n = m.entry(remote.ip()).or_default();
-            if open.load(Ordering::Relaxed) >= max || *n >= PER_SOURCE {
+            if open.load(Ordering::Relaxed) >= limits.max || *n >= PER_SOURCE {
                 tracing::debug!(%remote, "refusing SIP connection: limit reached");
                 continue;
             }
             *n += 1;
         }
         open.fetch_add(1, Ordering::Relaxed);
-        let id = ConnId(next_conn.fetch_add(1, Ordering::Relaxed));
-        let (tx, open, per_ip, tls) = (tx.clone(), open.clone(), per_ip.clone(), tls.clone());
+        let link = Link {
+            id: ConnId(next_conn.fetch_add(1, Ordering::Relaxed)),
+            tx: tx.clone(),
+            idle: limits.idle,
+        };
+        let (open, per_ip, tls) = (open.clone(), per_ip.clone(), tls.clone());
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             if let Ok(local) = stream.local_addr() {
                 match tls {
-                    None => run_conn(stream, TransportKind::Tcp, remote, local, id, tx, None).await,
+                    None => run_conn(stream, TransportKind::Tcp, remote, local, link, None).await,
                     // The handshake is bounded too: a silent client holds no slot for long.
                     Some(acceptor) => {
                         match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
                         {
                             Ok(Ok(s)) => {
-                                run_conn(s, TransportKind::Tls, remote, local, id, tx, None).await
+                                run_conn(s, TransportKind::Tls, remote, local, link, None).await
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(%remote, error = %e, "TLS handshake failed")
@@ -923,9 +956,10 @@ pub(crate) async fn accept_loop(
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long a connection may sit with an incomplete message, and with nothing at all.
+/// How long a connection may sit with an incomplete message, and (by default) with nothing
+/// at all.
 const PARTIAL_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
-const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Serves one connection: frames messages to the driver, writes what the driver sends.
 async fn run_conn<S>(
@@ -933,12 +967,12 @@ async fn run_conn<S>(
     transport: TransportKind,
     remote: SocketAddr,
     local: SocketAddr,
-    id: ConnId,
-    tx: mpsc::Sender<Input>,
+    link: Link,
     first: Option<Vec<u8>>,
 ) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
+    let Link { id, tx, idle } = link;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (wtx, mut wrx) = mpsc::channel::<Vec<u8>>(256);
     let opened = Input::ConnOpened {
@@ -964,13 +998,24 @@ async fn run_conn<S>(
     let mut framer = StreamFramer::new(Limits::default());
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let wait = if framer.buffered() > 0 {
+        let partial = framer.buffered() > 0;
+        let wait = if partial {
             PARTIAL_MESSAGE_TIMEOUT
         } else {
-            IDLE_TIMEOUT
+            idle
         };
         let n = match tokio::time::timeout(wait, rd.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Err(_) if partial => break,
+            Err(_) => {
+                // Quiet for the idle timeout: close, unless a call still runs on it.
+                let (in_use, answer) = tokio::sync::oneshot::channel();
+                let asked = tx.send(Input::Idle { conn: id, in_use }).await.is_ok();
+                if asked && answer.await.unwrap_or(false) {
+                    continue;
+                }
+                break;
+            }
             Ok(Ok(n)) => n,
         };
         framer.push(&buf[..n]);

@@ -127,12 +127,77 @@ fn read_sip(s: &mut std::net::TcpStream) -> Option<String> {
     Some(head + &String::from_utf8(body).ok()?)
 }
 
+/// Whether the server closes `s` within `secs` seconds (sending nothing before).
+fn closed_within(s: &mut std::net::TcpStream, secs: u64) -> bool {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    matches!(s.read(&mut [0u8; 1]), Ok(0))
+}
+
 /// The value of header `name` in `msg`.
 fn header_value<'a>(msg: &'a str, name: &str) -> &'a str {
     msg.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .unwrap_or_else(|| panic!("no {name} in {msg}"))
         .trim()
+}
+
+/// A caller over TCP: its connection to the server and the dialog it set up with the echo
+/// user (listening, for its Contact, on `port`).
+struct TcpCaller {
+    conn: std::net::TcpStream,
+    port: u16,
+    /// The dialog's To (with our tag) and the remote target, from our 200.
+    to: String,
+    target: String,
+}
+
+const TCP_DIALOG: &str =
+    "From: <sip:caller@127.0.0.1>;tag=tc1\r\nCall-ID: tcp-contact-1\r\nMax-Forwards: 70\r\n";
+
+impl TcpCaller {
+    /// Calls the echo user and acknowledges its answer.
+    fn call(server: &Server, port: u16) -> TcpCaller {
+        let mut conn = std::net::TcpStream::connect(server.sip).unwrap();
+        let sip = server.sip;
+        let sdp = "v=0\r\no=tcp 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+        let invite = format!(
+            "INVITE sip:echo@{sip} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKtc1\r\n\
+             {TCP_DIALOG}To: <sip:echo@{sip}>\r\nCSeq: 1 INVITE\r\n\
+             Contact: <sip:caller@127.0.0.1:{port};transport=tcp>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        );
+        std::io::Write::write_all(&mut conn, invite.as_bytes()).unwrap();
+        let ok = loop {
+            let m = read_sip(&mut conn).expect("an answer to the INVITE");
+            if m.starts_with("SIP/2.0 200") {
+                break m;
+            }
+            assert!(m.starts_with("SIP/2.0 1"), "{m}");
+        };
+        let mut caller = TcpCaller {
+            conn,
+            port,
+            to: header_value(&ok, "To").to_owned(),
+            target: header_value(&ok, "Contact")
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_owned(),
+        };
+        caller.send("ACK", 1, "tc2");
+        caller
+    }
+
+    /// Sends `method` inside the dialog.
+    fn send(&mut self, method: &str, cseq: u32, branch: &str) {
+        let (target, port, to) = (&self.target, self.port, &self.to);
+        let req = format!(
+            "{method} {target} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bK{branch}\r\n\
+             {TCP_DIALOG}To: {to}\r\nCSeq: {cseq} {method}\r\nContent-Length: 0\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut self.conn, req.as_bytes()).unwrap();
+    }
 }
 
 #[test]
@@ -145,36 +210,7 @@ fn our_bye_reaches_a_tcp_caller_at_its_contact_after_its_connection_closed() {
     let server = Server::start(&["--media-timeout", "1"]);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let mut conn = std::net::TcpStream::connect(server.sip).unwrap();
-    let sip = server.sip;
-    let sdp = "v=0\r\no=tcp 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
-    let dialog =
-        "From: <sip:caller@127.0.0.1>;tag=tc1\r\nCall-ID: tcp-contact-1\r\nMax-Forwards: 70\r\n";
-    let invite = format!(
-        "INVITE sip:echo@{sip} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKtc1\r\n\
-         {dialog}To: <sip:echo@{sip}>\r\nCSeq: 1 INVITE\r\n\
-         Contact: <sip:caller@127.0.0.1:{port};transport=tcp>\r\n\
-         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
-    );
-    conn.write_all(invite.as_bytes()).unwrap();
-    let ok = loop {
-        let m = read_sip(&mut conn).expect("an answer to the INVITE");
-        if m.starts_with("SIP/2.0 200") {
-            break m;
-        }
-        assert!(m.starts_with("SIP/2.0 1"), "{m}");
-    };
-    let to = header_value(&ok, "To");
-    let target = header_value(&ok, "Contact")
-        .trim_start_matches('<')
-        .trim_end_matches('>');
-    let ack = format!(
-        "ACK {target} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:{port};branch=z9hG4bKtc2\r\n\
-         {dialog}To: {to}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-    );
-    conn.write_all(ack.as_bytes()).unwrap();
-    drop(conn);
+    drop(TcpCaller::call(&server, port));
 
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -209,6 +245,25 @@ fn our_bye_reaches_a_tcp_caller_at_its_contact_after_its_connection_closed() {
     wait_for("the call to end", Duration::from_secs(5), || {
         server.metric("phonebridge_sip_active_calls") == 0.0
     });
+    assert_eq!(server.metric("phonebridge_sip_calls_ended_total"), 1.0);
+}
+
+#[test]
+fn an_idle_tcp_connection_closes_unless_a_call_runs_on_it() {
+    // Idle timeout 1 s. A connection that carries nothing is closed; one whose call is up
+    // stays open through several idle periods, and the caller's BYE still goes over it.
+    let server = Server::start(&["--sip-tcp-idle-timeout", "1", "--media-timeout", "0"]);
+    let mut idle = std::net::TcpStream::connect(server.sip).unwrap();
+    assert!(closed_within(&mut idle, 5), "the idle connection is closed");
+
+    let mut caller = TcpCaller::call(&server, 5999);
+    std::thread::sleep(Duration::from_millis(3500));
+    caller.send("BYE", 2, "tc3");
+    let ok = read_sip(&mut caller.conn).expect("the connection is still open");
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    assert!(header_value(&ok, "CSeq").ends_with("BYE"), "{ok}");
+    // With the call over, the connection idles out too.
+    assert!(closed_within(&mut caller.conn, 5));
     assert_eq!(server.metric("phonebridge_sip_calls_ended_total"), 1.0);
 }
 

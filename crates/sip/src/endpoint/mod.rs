@@ -748,6 +748,22 @@ impl Endpoint {
             .push((local_tag, h));
     }
 
+    /// Whether a call runs on connection `conn`, or a transaction on it still waits for a
+    /// response or its final answer (the shell may close the connection when it idles only
+    /// if not). A transaction that has its final response and only winds down does not
+    /// count: a retransmission can come over a new connection.
+    pub fn connection_in_use(&self, conn: ConnId) -> bool {
+        use crate::transaction::State;
+        self.calls.values().any(|c| c.peer.conn == Some(conn))
+            || self.txs.values().any(|e| {
+                e.target.conn == Some(conn)
+                    && matches!(
+                        e.tx.state(),
+                        State::Calling | State::Trying | State::Proceeding
+                    )
+            })
+    }
+
     fn find_dialog(&self, call_id: &str, local_tag: &str) -> Option<CallHandle> {
         self.dialogs
             .get(call_id)?
