@@ -552,7 +552,11 @@ impl<A: App> Driver<A> {
                 self.ep.handle_transport_error(now, &peer);
             }
             Input::Idle { conn, in_use } => {
-                let _ = in_use.send(self.ep.connection_in_use(conn));
+                let busy = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| self.ep.connection_in_use(conn, c.remote));
+                let _ = in_use.send(busy);
             }
         }
     }

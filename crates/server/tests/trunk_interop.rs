@@ -20,7 +20,13 @@ fn register_with_trunk(name: &str, sipp_transport: &str, trunk_transport: &str) 
     let config = write_config(&dir, format!(
             "[trunks.carrier]\naddress = \"127.0.0.1:{port}\"\ntransport = \"{trunk_transport}\"\nusername = \"acct\"\npassword = \"trunkpass\"\nregister = true\n"
         ));
-    let mut server = Server::start(&["--config", config.to_str().unwrap()]);
+    // Connections idle out after 1 s, unless they serve something: a registration does.
+    let mut server = Server::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--sip-tcp-idle-timeout",
+        "1",
+    ]);
     // The registrar grants 2 s: the refresh comes after 1.8 s. Wait for it to be accepted.
     wait_for(
         "the refreshed registration",
@@ -36,6 +42,11 @@ fn register_with_trunk(name: &str, sipp_transport: &str, trunk_transport: &str) 
                 >= 2
         },
     );
+    if trunk_transport == "tcp" {
+        // The registrar reaches us down the flow we registered: it stays open while idle.
+        std::thread::sleep(Duration::from_millis(2500));
+        assert_eq!(server.metric("phonebridge_sip_tcp_connections"), 1.0);
+    }
     let status = server.terminate();
     assert!(status.success());
     assert_eq!(

@@ -748,13 +748,16 @@ impl Endpoint {
             .push((local_tag, h));
     }
 
-    /// Whether a call runs on connection `conn`, or a transaction on it still waits for a
-    /// response or its final answer (the shell may close the connection when it idles only
-    /// if not). A transaction that has its final response and only winds down does not
-    /// count: a retransmission can come over a new connection.
-    pub fn connection_in_use(&self, conn: ConnId) -> bool {
+    /// Whether connection `conn` (to `remote`) still serves something: a call runs on it, a
+    /// transaction on it waits for a response or its final answer, or a registration is
+    /// kept with `remote` (the registrar sends our calls down the flow it registered, all
+    /// the more when we are behind NAT). The shell may close an idle connection only if
+    /// not. A transaction that has its final response and only winds down does not count: a
+    /// retransmission can come over a new connection.
+    pub fn connection_in_use(&self, conn: ConnId, remote: SocketAddr) -> bool {
         use crate::transaction::State;
-        self.calls.values().any(|c| c.peer.conn == Some(conn))
+        self.regs.values().any(|r| r.peer().remote == remote)
+            || self.calls.values().any(|c| c.peer.conn == Some(conn))
             || self.txs.values().any(|e| {
                 e.target.conn == Some(conn)
                     && matches!(

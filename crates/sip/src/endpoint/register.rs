@@ -48,6 +48,13 @@ pub(crate) struct RegState {
     removing: bool,
 }
 
+impl RegState {
+    /// Where the registration's REGISTERs go.
+    pub(crate) fn peer(&self) -> &Peer {
+        &self.spec.peer
+    }
+}
+
 const BACKOFF_BASE: Duration = Duration::from_secs(30);
 const BACKOFF_MAX: Duration = Duration::from_secs(1800);
 
