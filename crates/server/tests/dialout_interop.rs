@@ -366,6 +366,36 @@ fn a_number_is_dialled_through_the_trunk_which_challenges() {
 }
 
 #[test]
+fn a_call_placed_over_a_tcp_trunk_keeps_its_connection_while_it_idles() {
+    // Connections idle out after 1 s unless they serve something; the call's does, and the
+    // BYE that ends it goes down the same connection.
+    let dir = scratch_dir("dialout-tcp");
+    let (sipp, port) = carrier(&dir, &["-sn", "uas"], "t1");
+    let config = write_config(
+        &dir,
+        format!("[trunks.carrier]\naddress = \"127.0.0.1:{port}\"\ntransport = \"tcp\"\n"),
+    );
+    let server = Server::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--sip-tcp-idle-timeout",
+        "1",
+    ]);
+    create_session(&server, "s-tcp");
+    let (st, placed) = place(&server, "s-tcp", r#"{"to":"+15550100","trunk":"carrier"}"#);
+    assert_eq!(st, 201, "{placed}");
+    let id = placed["id"].as_str().unwrap();
+    wait_status(&server, id, "answered", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(server.metric("phonebridge_sip_tcp_connections"), 1.0);
+    let (st, body) = hang_up(&server, id);
+    assert_eq!(st, 200, "{body}");
+    let ended = wait_status(&server, id, "ended", Duration::from_secs(5));
+    assert_eq!(ended["endReason"], "callDeleted", "{ended}");
+    assert_eq!(finish(sipp, &dir), (1, 0), "the callee got the BYE");
+}
+
+#[test]
 fn bad_dial_requests_get_clear_errors() {
     let server = Server::start(&[]);
     create_session(&server, "s4");

@@ -748,7 +748,8 @@ impl Endpoint {
             .push((local_tag, h));
     }
 
-    /// Whether connection `conn` (to `remote`) still serves something: a call runs on it, a
+    /// Whether connection `conn` (to `remote`) still serves something: a call runs on it (or,
+    /// for a call we placed, on the address it goes to), a
     /// transaction on it waits for a response or its final answer, or a registration is
     /// kept with `remote` (the registrar sends our calls down the flow it registered, all
     /// the more when we are behind NAT). The shell may close an idle connection only if
@@ -756,8 +757,10 @@ impl Endpoint {
     /// retransmission can come over a new connection.
     pub fn connection_in_use(&self, conn: ConnId, remote: SocketAddr) -> bool {
         use crate::transaction::State;
+        // A call we placed names the address we connected to, not the connection.
+        let on_it = |p: &Peer| p.conn == Some(conn) || (p.conn.is_none() && p.remote == remote);
         self.regs.values().any(|r| r.peer().remote == remote)
-            || self.calls.values().any(|c| c.peer.conn == Some(conn))
+            || self.calls.values().any(|c| on_it(&c.peer))
             || self.txs.values().any(|e| {
                 e.target.conn == Some(conn)
                     && matches!(
