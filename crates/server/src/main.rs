@@ -262,9 +262,12 @@ async fn place_call(args: config::CallArgs) -> anyhow::Result<bool> {
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let (udp, tcp) = bind_sip(cfg.sip).await?;
     let sip_addr = udp.local_addr()?;
+    let mut tls_cert = None;
     let sip_tls = match &cfg.sip_tls {
         Some((addr, cert, key)) => {
-            let server = tls::server_config(cert, key)?;
+            let cert = tls::ServerCert::load(cert, key)?;
+            let server = tls::server_config(&cert);
+            tls_cert = Some(cert);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot bind SIP TLS {addr}"))?;
@@ -521,6 +524,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         driver
     };
     let mut signals = StopSignals::install()?;
+    reload_on_hangup(tls_cert)?;
     let driver_task = sip_driver::spawn_thread(build(sip_driver::SipSocket::new(udp)?), stop_rx)?;
     // Reported once every socket, thread and descriptor the server runs with is in place, so
     // what waits for this line (a supervisor, the tests) sees the server as it will stay.
@@ -621,6 +625,32 @@ fn rand_seed() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(std::process::id());
     h.finish()
+}
+
+/// SIGHUP reads the TLS certificate and key again (a certificate renewed on disk is taken up
+/// without a restart); without TLS it only logs. Registered even then: the default action of
+/// SIGHUP would end the server without a BYE to its calls.
+fn reload_on_hangup(cert: Option<Arc<tls::ServerCert>>) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                match cert.as_ref().map(|c| c.reload()) {
+                    Some(Ok(())) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Some(Err(e)) => tracing::warn!(
+                        error = format!("{e:#}"),
+                        "SIGHUP: TLS certificate not reloaded; the one in use stays"
+                    ),
+                    None => tracing::info!("SIGHUP: nothing to reload (no TLS)"),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = cert;
+    Ok(())
 }
 
 /// SIGINT and SIGTERM, registered when made: the registration opens descriptors (the

@@ -115,3 +115,39 @@ fn baresip_hears_its_tone_back_over_tls() {
     assert!(log.contains("Call established"), "{log}");
     assert_echoed_tone(&samples, rate);
 }
+
+#[test]
+fn sighup_takes_up_a_renewed_certificate_and_keeps_the_old_one_on_a_bad_file() {
+    let dir = scratch_dir("tls-reload");
+    let (server, cert) = tls_server(&dir);
+    let key = dir.join("key.pem");
+    let old_ca = dir.join("old.pem");
+    std::fs::copy(&cert, &old_ca).unwrap();
+    let answered = |ca: &Path| call_over_tls(&server, Some(ca)).status.success();
+    let hangup = |count: usize, line: &str| {
+        let _ = Command::new("kill")
+            .args(["-HUP", &server.pid().to_string()])
+            .status();
+        wait_for(line, Duration::from_secs(5), || {
+            let log = server.log.lock().unwrap();
+            log.iter().filter(|l| l.contains(line)).count() >= count
+        });
+    };
+    assert!(answered(&old_ca));
+
+    // The certificate is renewed on disk: taken up at the SIGHUP, not before.
+    let renewed = dir.join("renewed");
+    std::fs::create_dir_all(&renewed).unwrap();
+    let (new_cert, new_key) = certificate(&renewed);
+    std::fs::copy(&new_cert, &cert).unwrap();
+    std::fs::copy(&new_key, &key).unwrap();
+    assert!(answered(&old_ca), "the old certificate until the SIGHUP");
+    hangup(1, "TLS certificate reloaded");
+    assert!(answered(&new_cert), "the renewed certificate after it");
+    assert!(!answered(&old_ca));
+
+    // A key file caught half-written: the certificate in use stays, and so does the server.
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\ntruncated").unwrap();
+    hangup(1, "TLS certificate not reloaded");
+    assert!(answered(&new_cert));
+}
