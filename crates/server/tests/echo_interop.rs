@@ -343,6 +343,16 @@ fn sigterm_ends_calls_with_bye_then_exits() {
     sock.send_to(ack.as_bytes(), server.sip).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(server.metric("phonebridge_sip_active_calls"), 1.0);
+    // SIGHUP (sent by habit to reload) is not a way to stop: with no TLS to reload, the
+    // server logs it and the call goes on.
+    let _ = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status();
+    wait_for("the SIGHUP to be logged", Duration::from_secs(5), || {
+        let log = server.log.lock().unwrap();
+        log.iter().any(|l| l.contains("SIGHUP: nothing to reload"))
+    });
+    assert_eq!(server.metric("phonebridge_sip_active_calls"), 1.0);
     let _ = Command::new("kill")
         .args(["-TERM", &server.pid().to_string()])
         .status();
