@@ -226,6 +226,13 @@ pub(crate) fn required_str(body: &Value, key: &str, path: &str) -> Result<String
     }
 }
 
+/// A JSON body that must name its `session`: the body and the session id.
+fn body_naming_session(raw: &Bytes, path: &str) -> Result<(Value, String), Box<Response>> {
+    let body = parse_body(raw, path)?;
+    let session = required_str(&body, "session", path)?;
+    Ok((body, session))
+}
+
 fn flag(q: &std::collections::HashMap<String, String>, key: &str) -> bool {
     q.get(key).is_some_and(|v| v == "true")
 }
@@ -410,12 +417,8 @@ async fn delete_stream(
 /// The deprecated `POST /tokens`: a connection, answered in the old token shape.
 async fn create_token(State(s): State<RestState>, body: Bytes) -> Response {
     let path = "/openvidu/api/tokens";
-    let body = match parse_body(&body, path) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let session = match required_str(&body, "session", path) {
-        Ok(v) => v,
+    let (body, session) = match body_naming_session(&body, path) {
+        Ok(x) => x,
         Err(r) => return *r,
     };
     let props = match connection_props(&body) {
@@ -450,12 +453,8 @@ async fn create_token(State(s): State<RestState>, body: Bytes) -> Response {
 
 async fn signal(State(s): State<RestState>, body: Bytes) -> Response {
     let path = "/openvidu/api/signal";
-    let body = match parse_body(&body, path) {
-        Ok(b) => b,
-        Err(r) => return *r,
-    };
-    let session = match required_str(&body, "session", path) {
-        Ok(v) => v,
+    let (body, session) = match body_naming_session(&body, path) {
+        Ok(x) => x,
         Err(r) => return *r,
     };
     let to: Vec<String> = match body.get("to") {
