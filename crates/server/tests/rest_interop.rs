@@ -213,26 +213,32 @@ fn the_api_requires_the_secret() {
     assert!(body.contains("\"numberOfElements\":0"), "{body}");
 }
 
-#[test]
-fn two_chromium_pages_join_signal_reconnect_and_are_evicted() {
+/// Runs the Chromium script `script` against a new server whose webhooks go to a new
+/// receiver (data in the scratch directory `name`); fails the test when the script fails.
+/// The receiver, the server and the script's standard output.
+fn browser_script(name: &str, script: &str) -> (WebhookReceiver, Server, String) {
     let receiver = WebhookReceiver::start();
-    let dir = scratch_dir("browser-signalling");
+    let dir = scratch_dir(name);
     let server = Server::start(&[
         "--webhook",
         &receiver.url,
         "--data-dir",
         dir.to_str().unwrap(),
     ]);
-    let out = node(
-        "browser_signalling.cjs",
-        &[&format!("http://{}", server.http), "MY_SECRET"],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = node(script, &[&format!("http://{}", server.http), "MY_SECRET"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{stdout}\n{}\nserver log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        server.log.lock().unwrap().join("\n")
     );
+    (receiver, server, stdout)
+}
+
+#[test]
+fn two_chromium_pages_join_signal_reconnect_and_are_evicted() {
+    let (receiver, _server, _) = browser_script("browser-signalling", "browser_signalling.cjs");
     wait_for("the webhooks", Duration::from_secs(10), || {
         receiver
             .accepted()
@@ -266,25 +272,7 @@ fn two_chromium_pages_join_signal_reconnect_and_are_evicted() {
 
 #[test]
 fn two_chromium_pages_see_and_hear_each_other_through_the_sfu() {
-    let receiver = WebhookReceiver::start();
-    let dir = scratch_dir("browser-media");
-    let server = Server::start(&[
-        "--webhook",
-        &receiver.url,
-        "--data-dir",
-        dir.to_str().unwrap(),
-    ]);
-    let out = node(
-        "browser_media.cjs",
-        &[&format!("http://{}", server.http), "MY_SECRET"],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}\nserver log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        server.log.lock().unwrap().join("\n")
-    );
+    let (receiver, server, stdout) = browser_script("browser-media", "browser_media.cjs");
     let result: serde_json::Value =
         serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
     eprintln!(
