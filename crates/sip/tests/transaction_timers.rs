@@ -76,6 +76,14 @@ fn run_from(
     (sent, events)
 }
 
+/// A UDP client transaction for the request `text`, started at `t0`, its first send taken.
+fn sent_udp_client(t0: Instant, text: &str) -> (Request, Transaction) {
+    let r = req(text);
+    let mut tx = Transaction::client(t0, r.clone(), false, TimerConfig::default());
+    let _ = tx.poll_transmit();
+    (r, tx)
+}
+
 fn gaps(times: &[f64]) -> Vec<f64> {
     times.windows(2).map(|w| w[1] - w[0]).collect()
 }
@@ -103,9 +111,7 @@ fn invite_client_tcp_sends_once_and_times_out() {
 #[test]
 fn invite_client_provisional_stops_retransmission() {
     let t0 = Instant::now();
-    let r = req(INVITE);
-    let mut tx = Transaction::client(t0, r.clone(), false, TimerConfig::default());
-    let _ = tx.poll_transmit();
+    let (r, mut tx) = sent_udp_client(t0, INVITE);
     tx.handle_timeout(t0 + Duration::from_millis(500));
     assert!(tx.poll_transmit().is_some());
     tx.handle_response(t0 + Duration::from_millis(600), response(&r, 180));
@@ -125,9 +131,7 @@ fn invite_client_provisional_stops_retransmission() {
 #[test]
 fn invite_client_non2xx_acks_each_retransmission_then_timer_d() {
     let t0 = Instant::now();
-    let r = req(INVITE);
-    let mut tx = Transaction::client(t0, r.clone(), false, TimerConfig::default());
-    let _ = tx.poll_transmit();
+    let (r, mut tx) = sent_udp_client(t0, INVITE);
     tx.handle_response(t0, response(&r, 486));
     let ack = tx.poll_transmit().expect("ACK");
     let ack = String::from_utf8(ack).unwrap();
@@ -152,9 +156,7 @@ fn invite_client_non2xx_acks_each_retransmission_then_timer_d() {
 #[test]
 fn invite_client_accepted_passes_2xx_retransmissions_for_64t1() {
     let t0 = Instant::now();
-    let r = req(INVITE);
-    let mut tx = Transaction::client(t0, r.clone(), false, TimerConfig::default());
-    let _ = tx.poll_transmit();
+    let (r, mut tx) = sent_udp_client(t0, INVITE);
     tx.handle_response(t0, response(&r, 200));
     assert_eq!(tx.state(), State::Accepted);
     assert!(
@@ -188,9 +190,7 @@ fn non_invite_client_retransmits_capped_at_t2() {
 #[test]
 fn non_invite_client_proceeding_retransmits_every_t2() {
     let t0 = Instant::now();
-    let r = req(OPTIONS);
-    let mut tx = Transaction::client(t0, r.clone(), false, TimerConfig::default());
-    let _ = tx.poll_transmit();
+    let (r, mut tx) = sent_udp_client(t0, OPTIONS);
     tx.handle_response(t0 + Duration::from_millis(100), response(&r, 100));
     let (sent, _) = run_from(
         t0,
@@ -205,9 +205,7 @@ fn non_invite_client_proceeding_retransmits_every_t2() {
 #[test]
 fn non_invite_client_completed_waits_t4_on_udp_only() {
     let t0 = Instant::now();
-    let r = req(OPTIONS);
-    let mut tx = Transaction::client(t0, r.clone(), false, TimerConfig::default());
-    let _ = tx.poll_transmit();
+    let (r, mut tx) = sent_udp_client(t0, OPTIONS);
     tx.handle_response(t0, response(&r, 200));
     let (_, events) = run(t0, &mut tx, Duration::from_secs(100));
     assert_eq!(events.last().unwrap(), &(5.0, TxEvent::Terminated));
