@@ -120,6 +120,30 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         m.echo_calls,
     );
 
+    if !m.trunks.is_empty() {
+        out.push_str(
+            "# HELP phonebridge_trunk_up Whether the trunk answered its last OPTIONS probe.\n\
+             # TYPE phonebridge_trunk_up gauge\n",
+        );
+        for (name, h) in &m.trunks {
+            let _ = writeln!(
+                out,
+                "phonebridge_trunk_up{{trunk=\"{name}\"}} {}",
+                u8::from(h.up)
+            );
+        }
+        out.push_str(
+            "# HELP phonebridge_trunk_ping_rtt_seconds Round trip of the trunk's last answered probe.\n\
+             # TYPE phonebridge_trunk_ping_rtt_seconds gauge\n",
+        );
+        for (name, h) in m.trunks.iter().filter(|(_, h)| h.up) {
+            let _ = writeln!(
+                out,
+                "phonebridge_trunk_ping_rtt_seconds{{trunk=\"{name}\"}} {:.6}",
+                h.rtt.as_secs_f64()
+            );
+        }
+    }
     media_metrics(&state.media, &mut out);
     if let Ok(s) = state.sfu.lock() {
         let _ = write!(

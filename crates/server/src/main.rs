@@ -499,6 +499,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await;
     });
     let registering: Vec<_> = trunks.iter().filter(|(t, _)| t.register).cloned().collect();
+    let probed: Vec<_> = trunks
+        .iter()
+        .filter(|(t, _)| t.ping_interval > 0)
+        .cloned()
+        .collect();
     let build = move |udp| {
         let mut driver = sip_driver::Driver::new(
             ep,
@@ -520,6 +525,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         }
         for (t, addr) in &registering {
             driver.register_trunk(t, *addr);
+        }
+        for (t, addr) in &probed {
+            driver.ping_trunk(t, *addr);
         }
         driver
     };

@@ -109,6 +109,8 @@ pub(crate) struct ConnLimits {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SipMetrics {
     pub(crate) stats: Stats,
+    /// Probed trunks by name: the last outcome.
+    pub(crate) trunks: std::collections::BTreeMap<String, TrunkHealth>,
     pub(crate) active_calls: usize,
     pub(crate) active_transactions: usize,
     pub(crate) tcp_connections: usize,
@@ -117,6 +119,15 @@ pub(crate) struct SipMetrics {
 }
 
 pub(crate) type SharedMetrics = Arc<Mutex<SipMetrics>>;
+
+/// A probed trunk's last outcome (see `ping-interval`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct TrunkHealth {
+    /// It answered the last OPTIONS.
+    pub(crate) up: bool,
+    /// That answer's round trip.
+    pub(crate) rtt: Duration,
+}
 
 /// The server name to verify per remote address on outbound TLS (default: the address).
 pub(crate) type TlsNames = Arc<Mutex<HashMap<SocketAddr, String>>>;
@@ -208,6 +219,9 @@ pub(crate) struct Driver<A> {
     panics: u64,
     /// Trunk names of our registrations, for logs.
     reg_names: HashMap<phonebridge_sip::endpoint::RegHandle, String>,
+    /// Trunk names of our probes, and each one's last outcome.
+    ping_names: HashMap<phonebridge_sip::endpoint::PingHandle, String>,
+    trunk_health: std::collections::BTreeMap<String, TrunkHealth>,
     /// Locates the next hop of a request whose connection is gone (RFC 3263).
     dns: Option<crate::dns::Resolver>,
     /// The idle timeout of connections we open.
@@ -245,6 +259,8 @@ impl<A: App> Driver<A> {
             tls_port: None,
             buf: vec![0u8; 65536],
             reg_names: HashMap::new(),
+            ping_names: HashMap::new(),
+            trunk_health: std::collections::BTreeMap::new(),
             panics: 0,
             dns: None,
             tcp_idle: DEFAULT_IDLE_TIMEOUT,
@@ -265,17 +281,7 @@ impl<A: App> Driver<A> {
 
     /// Keeps a registration with `trunk` (resolved to `remote`) from the start.
     pub(crate) fn register_trunk(&mut self, trunk: &crate::trunks::Trunk, remote: SocketAddr) {
-        let local_ip = self.local_ip_for(remote.ip());
-        let port = match trunk.transport {
-            TransportKind::Tls => self.tls_port.unwrap_or(self.sip_addr.port()),
-            _ => self.sip_addr.port(),
-        };
-        let peer = Peer {
-            transport: trunk.transport,
-            remote,
-            local: SocketAddr::new(local_ip, port),
-            conn: None,
-        };
+        let peer = self.trunk_peer(trunk, remote);
         let reg = self.ep.register(
             now(),
             phonebridge_sip::endpoint::Registration {
@@ -287,6 +293,54 @@ impl<A: App> Driver<A> {
             },
         );
         self.reg_names.insert(reg, trunk.name.clone());
+    }
+
+    /// Probes `trunk` (resolved to `remote`) with OPTIONS every `ping_interval` seconds.
+    pub(crate) fn ping_trunk(&mut self, trunk: &crate::trunks::Trunk, remote: SocketAddr) {
+        let peer = self.trunk_peer(trunk, remote);
+        let ping = self.ep.keep_pinging(
+            now(),
+            phonebridge_sip::endpoint::Probe {
+                target: trunk.registrar(),
+                from: trunk.from.clone(),
+                peer,
+                interval: Duration::from_secs(u64::from(trunk.ping_interval)),
+            },
+        );
+        self.ping_names.insert(ping, trunk.name.clone());
+    }
+
+    /// Our flow to `trunk` at `remote`.
+    fn trunk_peer(&mut self, trunk: &crate::trunks::Trunk, remote: SocketAddr) -> Peer {
+        let local_ip = self.local_ip_for(remote.ip());
+        let port = match trunk.transport {
+            TransportKind::Tls => self.tls_port.unwrap_or(self.sip_addr.port()),
+            _ => self.sip_addr.port(),
+        };
+        Peer {
+            transport: trunk.transport,
+            remote,
+            local: SocketAddr::new(local_ip, port),
+            conn: None,
+        }
+    }
+
+    /// A probe's outcome: logged when the trunk's state changes, published for `/metrics`.
+    fn trunk_probed(&mut self, ping: phonebridge_sip::endpoint::PingHandle, health: TrunkHealth) {
+        let Some(trunk) = self.ping_names.get(&ping) else {
+            return;
+        };
+        let was = self.trunk_health.insert(trunk.clone(), health);
+        match (was.map(|h| h.up), health.up) {
+            (Some(true), true) => {}
+            (_, true) => tracing::info!(
+                trunk = %trunk,
+                rtt_ms = health.rtt.as_millis() as u64,
+                "trunk up: answers OPTIONS"
+            ),
+            (Some(false), false) => {}
+            (_, false) => tracing::warn!(trunk = %trunk, "trunk down: no answer to OPTIONS"),
+        }
     }
 
     /// Records the SIP-over-TLS port, named in Contact and Via on TLS flows.
@@ -589,6 +643,16 @@ impl<A: App> Driver<A> {
                             "registration failed"
                         );
                     }
+                    phonebridge_sip::Event::PingAnswered { ping, rtt, .. } => {
+                        let health = TrunkHealth {
+                            up: true,
+                            rtt: *rtt,
+                        };
+                        self.trunk_probed(*ping, health);
+                    }
+                    phonebridge_sip::Event::PingUnanswered { ping } => {
+                        self.trunk_probed(*ping, TrunkHealth::default());
+                    }
                     _ => {
                         let (app, ep) = (&mut self.app, &mut self.ep);
                         contain(&mut self.panics, "app event", || {
@@ -709,6 +773,9 @@ impl<A: App> Driver<A> {
     fn publish(&self) {
         if let Ok(mut m) = self.metrics.lock() {
             m.stats = self.ep.stats();
+            if m.trunks != self.trunk_health {
+                m.trunks = self.trunk_health.clone();
+            }
             m.active_calls = self.ep.active_calls();
             m.active_transactions = self.ep.active_transactions();
             m.tcp_connections = self.conns.len();

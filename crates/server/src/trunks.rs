@@ -29,6 +29,8 @@ pub(crate) struct Trunk {
     /// Where the trunk's own requests come from, when not (only) from its address: the
     /// provider's signalling ranges. Empty: its resolved address.
     pub(crate) sources: Vec<Cidr>,
+    /// Probe the trunk with OPTIONS this often (seconds); 0: never.
+    pub(crate) ping_interval: u32,
 }
 
 const KEYS: &[&str] = &[
@@ -42,6 +44,7 @@ const KEYS: &[&str] = &[
     "inbound-auth",
     "srtp",
     "sources",
+    "ping-interval",
 ];
 
 impl Trunk {
@@ -121,6 +124,14 @@ impl Trunk {
                 at("register-expires")
             ),
         };
+        let ping_interval = match get("ping-interval") {
+            None => 0,
+            Some(toml::Value::Integer(n)) if *n == 0 || (1..=3600).contains(n) => *n as u32,
+            Some(_) => bail!(
+                "invalid value for `{}`: expected seconds between 1 and 3600, or 0 for none",
+                at("ping-interval")
+            ),
+        };
         let sources = match get("sources") {
             None => Vec::new(),
             Some(v) => cidr_list(v).with_context(|| {
@@ -163,6 +174,7 @@ impl Trunk {
             inbound_auth,
             srtp,
             sources,
+            ping_interval,
         })
     }
 
@@ -353,5 +365,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("go together"), "{e}");
+        let e = parse("address = \"a\"\nping-interval = 5000")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trunks.carrier.ping-interval"), "{e}");
+        assert_eq!(parse("address = \"a\"").unwrap().ping_interval, 0);
+        assert_eq!(
+            parse("address = \"a\"\nping-interval = 30")
+                .unwrap()
+                .ping_interval,
+            30
+        );
     }
 }

@@ -186,3 +186,36 @@ fn dial_in_calls_come_only_from_the_listed_sources() {
     let server = Server::start(&[]);
     assert_eq!(invite_from("127.0.0.1", server.sip, "dialin"), 200);
 }
+
+#[test]
+fn a_probed_trunk_is_up_while_it_answers_and_down_once_it_stops() {
+    let dir = scratch_dir("trunk-ping");
+    let (sipp, port) = carrier(&dir, &["-sf", &scenario_path("trunk_options.xml")], "u1");
+    let config = write_config(
+        &dir,
+        format!("[trunks.carrier]\naddress = \"127.0.0.1:{port}\"\nping-interval = 1\n"),
+    );
+    // T1 of 50 ms: an unanswered probe gives up after 64·T1 = 3.2 s.
+    let server = Server::start(&["--config", config.to_str().unwrap(), "--sip-t1-ms", "50"]);
+    let up = r#"phonebridge_trunk_up{trunk="carrier"}"#;
+    wait_for("the trunk to be up", Duration::from_secs(5), || {
+        server.metrics().contains(&format!("{up} 1"))
+    });
+    assert!(server
+        .metrics()
+        .contains(r#"phonebridge_trunk_ping_rtt_seconds{trunk="carrier"} "#));
+    // Three probes answered, a second apart; then the trunk is gone.
+    assert_eq!(
+        finish(sipp, &dir),
+        (1, 0),
+        "the trunk answered three probes"
+    );
+    wait_for("the trunk to be down", Duration::from_secs(10), || {
+        server.metric(up) == 0.0
+    });
+    let log = server.log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("trunk up") && log.contains("trunk down"),
+        "{log}"
+    );
+}

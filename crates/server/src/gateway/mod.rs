@@ -1153,7 +1153,10 @@ impl crate::sip_driver::App for Gateway {
                 }
             }
             // Registration events are the driver's.
-            Event::Registered { .. } | Event::RegistrationFailed { .. } => {}
+            Event::Registered { .. }
+            | Event::RegistrationFailed { .. }
+            | Event::PingAnswered { .. }
+            | Event::PingUnanswered { .. } => {}
         }
     }
 }

@@ -8,6 +8,7 @@
 mod build;
 mod guard;
 mod inbound_auth;
+mod ping;
 mod register;
 mod session;
 mod uac;
@@ -30,6 +31,7 @@ use crate::validate::{screen, Envelope, Screened, UasPolicy};
 
 pub use guard::{Cidr, GuardConfig};
 pub use inbound_auth::InboundAuth;
+pub use ping::{PingHandle, Probe};
 pub use register::{RegHandle, Registration};
 pub use uac::Dial;
 pub use uas::CommandError;
@@ -143,6 +145,14 @@ pub enum Event {
     },
     /// The call is over; no further events come for it.
     Ended { call: CallHandle, reason: EndReason },
+    /// A probe's OPTIONS got a final answer (any status: the peer is up) after `rtt`.
+    PingAnswered {
+        ping: PingHandle,
+        status: u16,
+        rtt: Duration,
+    },
+    /// A probe's OPTIONS got no answer, or could not be sent: the peer is down.
+    PingUnanswered { ping: PingHandle },
 }
 
 /// Counters of protocol anomalies and protective actions, for `/metrics`.
@@ -209,6 +219,7 @@ enum TimerRef {
     Tx(u64),
     Call(CallHandle),
     Reg(RegHandle),
+    Ping(PingHandle),
 }
 
 /// The next deadline of every transaction, call and registration that has one, in time
@@ -271,6 +282,7 @@ enum Owner {
     None,
     Call(CallHandle),
     Reg(RegHandle),
+    Ping(PingHandle),
 }
 
 impl From<Option<CallHandle>> for Owner {
@@ -348,6 +360,7 @@ pub struct Endpoint {
     /// Call-ID → (local tag, call): looked up by `&str`, without allocating.
     dialogs: HashMap<String, Vec<(String, CallHandle)>>,
     regs: HashMap<RegHandle, register::RegState>,
+    pings: HashMap<PingHandle, ping::PingState>,
     timers: Deadlines,
     transmits: VecDeque<(Peer, Vec<u8>)>,
     events: VecDeque<Event>,
@@ -376,6 +389,7 @@ impl Endpoint {
             calls: HashMap::default(),
             dialogs: HashMap::new(),
             regs: HashMap::new(),
+            pings: HashMap::new(),
             timers: Deadlines::default(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -642,6 +656,7 @@ impl Endpoint {
                 TxEvent::Response(resp) if !server => match owner {
                     Owner::Call(call) => self.on_call_response(now, call, &method, resp),
                     Owner::Reg(reg) => self.on_register_response(now, reg, &resp),
+                    Owner::Ping(ping) => self.on_ping_response(now, ping, &resp),
                     Owner::None => {}
                 },
                 TxEvent::Timeout | TxEvent::TransportError if !server => match owner {
@@ -654,6 +669,7 @@ impl Endpoint {
                         self.on_call_failure(now, call, &method, reason);
                     }
                     Owner::Reg(reg) => self.on_register_failure(now, reg),
+                    Owner::Ping(ping) => self.on_ping_failure(now, ping),
                     Owner::None => {}
                 },
                 _ => {}
@@ -701,6 +717,7 @@ impl Endpoint {
                 }
                 TimerRef::Call(h) => self.call_timeout(now, h),
                 TimerRef::Reg(h) => self.reg_timeout(now, h),
+                TimerRef::Ping(h) => self.ping_timeout(now, h),
             }
         }
     }
