@@ -250,8 +250,10 @@ impl Deadlines {
         origin.checked_add(rounded).unwrap_or(t)
     }
 
-    /// Moves `r` from deadline `old` (what it was last given) to `new`.
-    fn set(&mut self, r: TimerRef, old: Option<Instant>, new: Option<Instant>) {
+    /// Moves `r` from its deadline `scheduled` (what it was last given, kept by its owner)
+    /// to `new`, and records `new` there.
+    fn set(&mut self, r: TimerRef, scheduled: &mut Option<Instant>, new: Option<Instant>) {
+        let old = std::mem::replace(scheduled, new);
         if old == new {
             return;
         }
@@ -637,8 +639,7 @@ impl Endpoint {
             Some(t) if e.tx.winding_down() => Some(self.timers.coarse(t)),
             other => other,
         };
-        self.timers.set(TimerRef::Tx(id), e.scheduled, next);
-        e.scheduled = next;
+        self.timers.set(TimerRef::Tx(id), &mut e.scheduled, next);
         let owner = e.owner;
         let method = e.tx.method().clone();
         let server = matches!(
@@ -648,9 +649,9 @@ impl Endpoint {
         for ev in events {
             match ev {
                 TxEvent::Terminated => {
-                    if let Some(e) = self.txs.remove(&id) {
+                    if let Some(mut e) = self.txs.remove(&id) {
                         self.tx_index.remove(&e.key);
-                        self.timers.set(TimerRef::Tx(id), e.scheduled, None);
+                        self.timers.set(TimerRef::Tx(id), &mut e.scheduled, None);
                     }
                 }
                 TxEvent::Response(resp) if !server => match owner {
@@ -709,8 +710,7 @@ impl Endpoint {
                         if next <= now {
                             // Never loop on a deadline that does not move.
                             let later = Some(now + Duration::from_millis(1));
-                            self.timers.set(TimerRef::Tx(id), None, later);
-                            e.scheduled = later;
+                            self.timers.set(TimerRef::Tx(id), &mut e.scheduled, later);
                         }
                     }
                     self.drive_tx(now, id);

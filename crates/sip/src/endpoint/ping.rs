@@ -67,8 +67,9 @@ impl Endpoint {
 
     /// Stops probing.
     pub fn stop_pinging(&mut self, h: PingHandle) {
-        if let Some(p) = self.pings.remove(&h) {
-            self.timers.set(super::TimerRef::Ping(h), p.scheduled, None);
+        if let Some(mut p) = self.pings.remove(&h) {
+            self.timers
+                .set(super::TimerRef::Ping(h), &mut p.scheduled, None);
         }
     }
 
@@ -134,8 +135,7 @@ impl Endpoint {
             return;
         };
         self.timers
-            .set(super::TimerRef::Ping(h), p.scheduled, p.next);
-        p.scheduled = p.next;
+            .set(super::TimerRef::Ping(h), &mut p.scheduled, p.next);
     }
 
     pub(super) fn ping_timeout(&mut self, now: Instant, h: PingHandle) {

@@ -275,8 +275,9 @@ impl Endpoint {
 
     /// Forgets registration `h` and its deadline.
     fn drop_reg(&mut self, h: RegHandle) {
-        if let Some(r) = self.regs.remove(&h) {
-            self.timers.set(super::TimerRef::Reg(h), r.scheduled, None);
+        if let Some(mut r) = self.regs.remove(&h) {
+            self.timers
+                .set(super::TimerRef::Reg(h), &mut r.scheduled, None);
         }
     }
 
@@ -285,8 +286,7 @@ impl Endpoint {
             return;
         };
         self.timers
-            .set(super::TimerRef::Reg(h), r.scheduled, r.next);
-        r.scheduled = r.next;
+            .set(super::TimerRef::Reg(h), &mut r.scheduled, r.next);
     }
 
     /// The registration's deadline came (it has just left the deadline set).

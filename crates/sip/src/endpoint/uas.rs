@@ -738,8 +738,8 @@ impl Endpoint {
             return;
         };
         let next = c.next_deadline();
-        self.timers.set(super::TimerRef::Call(h), c.scheduled, next);
-        c.scheduled = next;
+        self.timers
+            .set(super::TimerRef::Call(h), &mut c.scheduled, next);
     }
 
     /// The call's deadline came (it has just left the deadline set).
@@ -753,8 +753,9 @@ impl Endpoint {
     }
 
     pub(super) fn end_call(&mut self, h: CallHandle, reason: EndReason) {
-        if let Some(c) = self.calls.remove(&h) {
-            self.timers.set(super::TimerRef::Call(h), c.scheduled, None);
+        if let Some(mut c) = self.calls.remove(&h) {
+            self.timers
+                .set(super::TimerRef::Call(h), &mut c.scheduled, None);
             self.remove_dialog(&c.call_id, &c.local_tag);
             self.stats.calls_ended += 1;
             self.events.push_back(Event::Ended { call: h, reason });
