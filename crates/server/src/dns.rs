@@ -14,6 +14,34 @@ use phonebridge_sip::TransportKind;
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 const QUERY_TRIES: usize = 2;
 
+/// The port SIP over `transport` uses when none is given (RFC 3261 §19.1.2).
+fn default_port(transport: TransportKind) -> u16 {
+    if transport == TransportKind::Tls {
+        5061
+    } else {
+        5060
+    }
+}
+
+/// `host` as an IP address, when it is one (an IPv6 reference with or without brackets).
+pub(crate) fn ip_literal(host: &str) -> Option<IpAddr> {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// Where to send SIP over `transport` for `host` and `port`, when `host` is an IP address
+/// (no lookup needed).
+pub(crate) fn literal_address(
+    host: &str,
+    port: Option<u16>,
+    transport: TransportKind,
+) -> Option<SocketAddr> {
+    let ip = ip_literal(host)?;
+    Some(SocketAddr::new(ip, port.unwrap_or(default_port(transport))))
+}
+
 /// Where SRV queries go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Resolver {
@@ -35,15 +63,10 @@ impl Resolver {
         port: Option<u16>,
         transport: TransportKind,
     ) -> Option<SocketAddr> {
-        let default_port = if transport == TransportKind::Tls {
-            5061
-        } else {
-            5060
-        };
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(ip) = bare.parse::<IpAddr>() {
-            return Some(SocketAddr::new(ip, port.unwrap_or(default_port)));
+        if let Some(a) = literal_address(host, port, transport) {
+            return Some(a);
         }
+        let default_port = default_port(transport);
         if let Some(port) = port {
             return lookup(host, port).await;
         }

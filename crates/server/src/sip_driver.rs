@@ -676,31 +676,25 @@ impl<A: App> Driver<A> {
                 }
             }
             TransportKind::Tcp | TransportKind::Tls => {
-                let conn = peer
-                    .conn
-                    .filter(|c| self.conns.contains_key(c))
-                    .or_else(|| self.by_remote.get(&peer.remote).copied());
+                let live = |c: &ConnId| self.conns.contains_key(c);
+                let to = |a: &SocketAddr| self.by_remote.get(a).copied().filter(live);
+                let flow = peer.conn.filter(live).or_else(|| to(&peer.remote));
+                // Where the flow had a connection and it is gone (closed by the peer, or by a
+                // load balancer idle for minutes), a request goes where its own headers say
+                // (RFC 3261 §8.1.2: the first Route, else the Request-URI): a peer that opened
+                // the flow did so from a port it need not listen on. A response, a request
+                // whose next hop cannot be reached, and a first request to an address the
+                // endpoint chose (a trunk, an outbound proxy) go to the flow's address (RFC
+                // 3261 §18.2.2).
+                let hop = match flow {
+                    Some(_) => None,
+                    None => peer.conn.and_then(|_| next_hop(&bytes)),
+                };
+                let conn = flow.or_else(|| {
+                    let addr = hop.as_ref()?.address(peer.transport)?;
+                    to(&addr)
+                });
                 if let Some(c) = conn.and_then(|c| self.conns.get(&c)) {
-                    if c.writer.try_send(bytes).is_err() {
-                        tracing::debug!("tcp connection backlogged or closed; dropping message");
-                    }
-                    return;
-                }
-                // No connection to the peer. Where the flow had one and it is gone (closed by
-                // the peer, or by a load balancer idle for minutes), a request goes where its
-                // own headers say (RFC 3261 §8.1.2: the first Route, else the Request-URI): a
-                // peer that opened the flow did so from a port it need not listen on. A
-                // response, a request whose next hop cannot be reached, and a first request
-                // to an address the endpoint chose (a trunk, an outbound proxy) go to the
-                // flow's address (RFC 3261 §18.2.2).
-                let hop = peer.conn.and_then(|_| next_hop(&bytes));
-                if let Some(c) = hop
-                    .as_ref()
-                    .and_then(NextHop::address)
-                    .map(|h| h.socket_addr(peer.transport))
-                    .and_then(|a| self.by_remote.get(&a))
-                    .and_then(|c| self.conns.get(c))
-                {
                     if c.writer.try_send(bytes).is_err() {
                         tracing::debug!("tcp connection backlogged or closed; dropping message");
                     }
@@ -738,11 +732,9 @@ impl<A: App> Driver<A> {
                 tokio::spawn(async move {
                     let mut bytes = bytes;
                     let located = match (&hop, dns) {
-                        (Some(h), _) if h.address().is_some() => {
-                            h.address().map(|a| a.socket_addr(peer.transport))
-                        }
                         (Some(h), Some(dns)) => dns.locate(&h.host, h.port, peer.transport).await,
-                        _ => None,
+                        (Some(h), None) => h.address(peer.transport),
+                        (None, _) => None,
                     };
                     let mut targets = vec![];
                     targets.extend(located.filter(|a| *a != peer.remote));
@@ -845,50 +837,29 @@ pub(crate) fn route_local_ip(remote: IpAddr) -> IpAddr {
         .unwrap_or(remote)
 }
 
-/// Opens a connection (TCP, or TLS when `tls` names the server) and serves it, sending
-/// `first` once it is up; false when the connection or handshake failed.
 /// Where a request says it goes next: the host and port of its first Route, else of its
-/// Request-URI. `None` for a response or a non-SIP URI.
+/// Request-URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct NextHop {
     host: String,
     port: Option<u16>,
 }
 
-/// An IP address and port, when the next hop names one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct HopAddress {
-    ip: IpAddr,
-    port: Option<u16>,
-}
-
-impl HopAddress {
-    fn socket_addr(self, transport: TransportKind) -> SocketAddr {
-        let default = if transport == TransportKind::Tls {
-            5061
-        } else {
-            5060
-        };
-        SocketAddr::new(self.ip, self.port.unwrap_or(default))
-    }
-}
-
 impl NextHop {
-    fn address(&self) -> Option<HopAddress> {
-        let bare = self.host.trim_start_matches('[').trim_end_matches(']');
-        let ip = bare.parse().ok()?;
-        Some(HopAddress {
-            ip,
-            port: self.port,
-        })
+    /// The address to connect to over `transport`, when the hop names an IP address.
+    fn address(&self, transport: TransportKind) -> Option<SocketAddr> {
+        crate::dns::literal_address(&self.host, self.port, transport)
     }
 
     /// The host name, when it is not an address (the name a TLS certificate shows).
     fn name(&self) -> Option<&str> {
-        self.address().is_none().then_some(self.host.as_str())
+        crate::dns::ip_literal(&self.host)
+            .is_none()
+            .then_some(self.host.as_str())
     }
 }
 
+/// The next hop of `bytes`; `None` for a response or a non-SIP URI.
 fn next_hop(bytes: &[u8]) -> Option<NextHop> {
     if bytes.starts_with(b"SIP/") {
         return None;
@@ -918,6 +889,8 @@ fn next_hop(bytes: &[u8]) -> Option<NextHop> {
     }
 }
 
+/// Opens a connection (TCP, or TLS when `tls` names the server) and serves it, sending
+/// `first` once it is up; false when the connection or handshake failed.
 async fn connect(
     remote: SocketAddr,
     tls: Option<(tokio_rustls::TlsConnector, String)>,
@@ -1147,11 +1120,7 @@ mod tests {
             )
             .into_bytes()
         };
-        let addr = |b: &[u8], t| {
-            next_hop(b)
-                .and_then(|h| h.address())
-                .map(|a| a.socket_addr(t))
-        };
+        let addr = |b: &[u8], t| next_hop(b).and_then(|h| h.address(t));
         let direct = request("sip:alice@192.0.2.7:5072;transport=tcp", "");
         assert_eq!(
             addr(&direct, TransportKind::Tcp),
