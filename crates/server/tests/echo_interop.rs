@@ -134,14 +134,6 @@ fn closed_within(s: &mut std::net::TcpStream, secs: u64) -> bool {
     matches!(s.read(&mut [0u8; 1]), Ok(0))
 }
 
-/// The value of header `name` in `msg`.
-fn header_value<'a>(msg: &'a str, name: &str) -> &'a str {
-    msg.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .unwrap_or_else(|| panic!("no {name} in {msg}"))
-        .trim()
-}
-
 /// A caller over TCP: its connection to the server and the dialog it set up with the echo
 /// user (listening, for its Contact, on `port`).
 struct TcpCaller {
@@ -179,8 +171,8 @@ impl TcpCaller {
         let mut caller = TcpCaller {
             conn,
             port,
-            to: header_value(&ok, "To").to_owned(),
-            target: header_value(&ok, "Contact")
+            to: header(&ok, "To").to_owned(),
+            target: header(&ok, "Contact")
                 .trim_start_matches('<')
                 .trim_end_matches('>')
                 .to_owned(),
@@ -218,15 +210,7 @@ fn our_bye_reaches_a_tcp_caller_at_its_contact_after_its_connection_closed() {
             let bye = read_sip(&mut s);
             let _ = tx.send(bye.clone());
             if let Some(bye) = bye {
-                let reply = format!(
-                    "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
-                    header_value(&bye, "Via"),
-                    header_value(&bye, "From"),
-                    header_value(&bye, "To"),
-                    header_value(&bye, "Call-ID"),
-                    header_value(&bye, "CSeq"),
-                );
-                let _ = s.write_all(reply.as_bytes());
+                let _ = s.write_all(ok_to(&bye).as_bytes());
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
@@ -241,7 +225,7 @@ fn our_bye_reaches_a_tcp_caller_at_its_contact_after_its_connection_closed() {
         )),
         "{bye}"
     );
-    assert_eq!(header_value(&bye, "Call-ID"), "tcp-contact-1");
+    assert_eq!(header(&bye, "Call-ID"), "tcp-contact-1");
     wait_for("the call to end", Duration::from_secs(5), || {
         server.metric("phonebridge_sip_active_calls") == 0.0
     });
@@ -261,7 +245,7 @@ fn an_idle_tcp_connection_closes_unless_a_call_runs_on_it() {
     caller.send("BYE", 2, "tc3");
     let ok = read_sip(&mut caller.conn).expect("the connection is still open");
     assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
-    assert!(header_value(&ok, "CSeq").ends_with("BYE"), "{ok}");
+    assert!(header(&ok, "CSeq").ends_with("BYE"), "{ok}");
     // With the call over, the connection idles out too.
     assert!(closed_within(&mut caller.conn, 5));
     assert_eq!(server.metric("phonebridge_sip_calls_ended_total"), 1.0);
@@ -320,6 +304,16 @@ fn header<'a>(msg: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} in {msg}"))
 }
 
+/// A 200 OK to the request `req`, no body.
+fn ok_to(req: &str) -> String {
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        ok.push_str(&format!("{h}: {}\r\n", header(req, h)));
+    }
+    ok.push_str("Content-Length: 0\r\n\r\n");
+    ok
+}
+
 #[test]
 fn sigterm_ends_calls_with_bye_then_exits() {
     let mut server = Server::start(&[]);
@@ -358,12 +352,7 @@ fn sigterm_ends_calls_with_bye_then_exits() {
         .status();
     let bye = recv_until(&sock, "BYE ");
     assert_eq!(header(&bye, "Call-ID"), "term-1");
-    let mut ok = String::from("SIP/2.0 200 OK\r\n");
-    for h in ["Via", "From", "To", "Call-ID", "CSeq"] {
-        ok.push_str(&format!("{h}: {}\r\n", header(&bye, h)));
-    }
-    ok.push_str("Content-Length: 0\r\n\r\n");
-    sock.send_to(ok.as_bytes(), server.sip).unwrap();
+    sock.send_to(ok_to(&bye).as_bytes(), server.sip).unwrap();
     let status = server.terminate();
     assert!(status.success(), "exit status {status}");
 }
